@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine
+# (torch==2.13.0 first, then the package and its extras) and skips what is already there.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+DEMO_OUT ?= stillmotion-demo
+
+.PHONY: demo test install clean
+
+demo: $(VENV)/.installed
+	$(BIN)/stillmotion demo --out $(DEMO_OUT)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+install: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	$(PIP) install torch==2.13.0
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml constraints.txt
+	$(PIP) install -c constraints.txt -e '.[dev]'
+	$(BIN)/python tools/check_env.py
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info .pytest_cache

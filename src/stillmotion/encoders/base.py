@@ -1,0 +1,91 @@
+"""The frozen encoder interface every image model answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+from stillmotion.video.transforms import normalize, resize_center_crop, to_tensor
+
+
+class FrozenEncoder(nn.Module):
+    """A frozen per-frame image model that turns frames into patch tokens.
+
+    Subclasses set `name`, `dim`, `grid` (h', w'), `image_size`, `mean`, `std` (0..255 scale)
+    and implement `forward(pixels (B, 3, S, S)) -> tokens (B, N, D)` with N = h' * w'.
+    The module stays in eval mode with no gradients whatever `.train()` is asked.
+    """
+
+    name: str
+    dim: int
+    grid: tuple[int, int]
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def freeze(self) -> "FrozenEncoder":
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> "FrozenEncoder":  # noqa: ARG002 - frozen by design
+        return super().train(False)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 frames (T, H, W, 3) -> normalized pixels (T, 3, S, S) float32."""
+        x = resize_center_crop(to_tensor(frames), self.image_size)
+        return normalize(x, self.mean, self.std)
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Normalized pixels (B, 3, S, S) -> patch tokens (B, N, D) float32 on the CPU.
+
+        Runs in batches; on CUDA under bf16 autocast.
+        """
+        out = []
+        device = self.device
+        for chunk in pixels.split(batch_size):
+            chunk = chunk.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                tokens = self(chunk)
+            out.append(tokens.float().cpu())
+        return torch.cat(out)
+
+    def encode_frames(self, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
+        """uint8 frames (T, H, W, 3) -> tokens (T, N, D)."""
+        return self.encode(self.preprocess(frames), batch_size=batch_size)
+
+    def settings(self) -> dict:
+        """What the tokens depend on besides the weights: recorded in every cache."""
+        return {
+            "encoder": self.name,
+            "image_size": self.image_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "grid": list(self.grid),
+            "dim": self.dim,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """Name + a hash of the weights and preprocessing; two encoders with equal fingerprints
+        give equal tokens for equal frames."""
+        if not hasattr(self, "_fingerprint"):
+            h = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode())
+            for key, value in sorted(self.state_dict().items()):
+                h.update(key.encode())
+                h.update(value.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = f"{self.name}:{h.hexdigest()[:16]}"
+        return self._fingerprint

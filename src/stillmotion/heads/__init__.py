@@ -1,0 +1,5 @@
+"""Readouts from temporal-core tokens to outputs."""
+
+from stillmotion.heads.attentive import AttentiveProbe
+
+__all__ = ["AttentiveProbe"]

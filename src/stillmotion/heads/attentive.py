@@ -1,0 +1,54 @@
+"""The attentive probe (4DS / V-JEPA readout): learned queries cross-attend to the tokens."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class AttentiveProbe(nn.Module):
+    """Tokens -> outputs through learned queries and one cross-attention.
+
+    Streaming mode: x (B, N, D), one frame's tokens. Clip mode: x (B, T, N, D), all frames, with
+    a learned temporal position embedding added along time (interpolated when T differs from
+    `max_frames`). Returns (B, num_outputs).
+    """
+
+    def __init__(self, dim: int, num_outputs: int, num_queries: int = 1, num_heads: int = 4,
+                 mlp_ratio: int = 4, max_frames: int = 16):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"AttentiveProbe: dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.norm = nn.LayerNorm(dim)
+        self.time_embed = nn.Parameter(torch.zeros(1, max_frames, 1, dim))
+        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mlp_ratio), nn.GELU(), nn.Linear(dim * mlp_ratio, dim))
+        self.out = nn.Linear(num_queries * dim, num_outputs)
+
+    def _time_embed(self, t: int) -> torch.Tensor:
+        emb = self.time_embed
+        if t != emb.shape[1]:
+            emb = F.interpolate(rearrange(emb, "1 t 1 d -> 1 d t"), size=t, mode="linear", align_corners=False)
+            emb = rearrange(emb, "1 d t -> 1 t 1 d")
+        return emb
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            x = rearrange(self.norm(x) + self._time_embed(x.shape[1]), "b t n d -> b (t n) d")
+        else:
+            x = self.norm(x)
+        b = x.shape[0]
+        heads = self.num_heads
+        q = rearrange(self.queries, "q (h e) -> 1 h q e", h=heads).expand(b, -1, -1, -1)
+        k = rearrange(self.k(x), "b n (h e) -> b h n e", h=heads)
+        v = rearrange(self.v(x), "b n (h e) -> b h n e", h=heads)
+        attn = rearrange(F.scaled_dot_product_attention(q, k, v), "b h q e -> b q (h e)")
+        token = self.queries + self.proj(attn)
+        token = token + self.mlp(token)
+        return self.out(token.flatten(1))

@@ -1,0 +1,26 @@
+"""Temporal cores behind one streaming interface: `build(name, dim, **kw) -> TemporalCore`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from stillmotion.temporal.base import TemporalCore
+from stillmotion.temporal.baselines import Identity, MeanOverTime
+from stillmotion.temporal.gru import TokenGRU
+
+#: name -> class(dim, **kw). A new core is one module plus one line here.
+REGISTRY: dict[str, Callable[..., TemporalCore]] = {
+    "identity": Identity,
+    "mean": MeanOverTime,
+    "gru": TokenGRU,
+}
+
+
+def build(name: str, dim: int, **kw) -> TemporalCore:
+    """Build a temporal core by name for tokens of width `dim`."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](dim, **kw)
+
+
+__all__ = ["REGISTRY", "TemporalCore", "build"]

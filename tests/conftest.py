@@ -1,0 +1,33 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_CLIPS = REPO.parent / "shared" / "data" / "real-clips"
+
+#: frame counts of a full sequential decode, from shared/data/real-clips/README.md
+REAL_CLIP_FRAMES = {
+    "arm_wrestling_h264_340x256.mp4": 280,
+    "people_h264_340x256_6fps.mp4": 57,
+    "clip_mpeg4_320x240.avi": 164,
+    "clip_h264_340x256_30fps.mp4": 300,
+    "ntu_rgbd_sample_h264_1920x1080.avi": 103,
+}
+
+
+@pytest.fixture(scope="session")
+def real_clips() -> Path:
+    if not REAL_CLIPS.is_dir():
+        pytest.skip(f"{REAL_CLIPS} not found (shared/ must sit beside the repository)")
+    return REAL_CLIPS
+
+
+@pytest.fixture(scope="session")
+def encoder64():
+    """The embedded default at 64 px: a 4 x 4 token grid, fast enough for tests."""
+    from stillmotion.encoders import load
+
+    return load("efficientnet-lite0", size=64)

@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from stillmotion.cli import main
+
+
+def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--out", str(out), "--size", "64", "--frames", "6", "--train-per-class", "3",
+                 "--val-per-class", "1", "--test-per-class", "1", "--epochs", "1", "--hidden", "16", "--quiet"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    for key in ("baseline_accuracy", "temporal_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["temporal_core"] == "gru" and report["encoder"] == "efficientnet-lite0"
+    assert report["token_grid"] == [4, 4] and report["token_dim"] == 112
+    assert report["train_seconds"] > 0
+    assert report["clips"] == {"train": 12, "val": 4, "test": 4}
+    assert len(report["curves"]["temporal"]["val_accuracy"]) == 1
+    from stillmotion.heads.classifier import StreamingClassifier
+
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
+
+    assert report["trainable_parameters"] == {
+        "baseline": count(StreamingClassifier(112, 4, core="mean")),
+        "temporal": count(StreamingClassifier(112, 4, core="gru", core_kw={"hidden": 16})),
+    }
+    table = (out / "report.md").read_text()
+    assert "| model | test accuracy | trainable parameters | training time (s) |" in table
+    assert "gru temporal core" in table and "mean over time (baseline)" in table
+    assert Image.open(out / "curves.png").format == "PNG"
+    gif = Image.open(out / "predictions.gif")
+    assert gif.format == "GIF" and gif.n_frames == 6
+    assert len(list((out / "cache" / "videos").glob("*.safetensors"))) == 20
+    printed = capsys.readouterr().out
+    assert "| gru temporal core |" in printed and str(out / "report.md") in printed
+
+
+def test_command_line_help_and_errors(tmp_path):
+    exe = [sys.executable, "-m", "stillmotion.cli"]
+    top = subprocess.run(exe + ["--help"], capture_output=True, text=True)
+    assert top.returncode == 0 and "demo" in top.stdout
+    demo = subprocess.run(exe + ["demo", "--help"], capture_output=True, text=True)
+    assert demo.returncode == 0 and "--out" in demo.stdout and "--core" in demo.stdout
+    bad = subprocess.run(exe + ["demo", "--epochs", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be a positive whole number" in bad.stderr
+    odd = subprocess.run(exe + ["demo", "--out", str(tmp_path), "--size", "100", "--quiet"], capture_output=True, text=True)
+    assert odd.returncode == 2 and "multiple of 32" in odd.stderr
