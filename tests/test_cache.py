@@ -71,3 +71,4 @@ def test_extract_writes_every_frame_skips_finished_and_records_failures(tmp_path
 
     again = extract(samples, encoder64, TokenStore(tmp_path / "cache", cache_meta(encoder64)), progress=False)
     assert (again.written, again.skipped) == (0, 3)
+    assert [f["path"] for f in store.failures()] == [str(broken)]  # tried again, listed once

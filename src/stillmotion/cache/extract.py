@@ -8,8 +8,10 @@ ones are recorded in the store's failures.jsonl and the run goes on.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -43,9 +45,21 @@ def _decode(sample: Sample):
         return sample, None, str(exc)
 
 
+def _prefetched(pool: ThreadPoolExecutor, samples: list[Sample], ahead: int) -> Iterator[tuple]:
+    """Decode results in order, with at most `ahead` videos decoded before they are used."""
+    queue: deque[Future] = deque()
+    for sample in samples:
+        queue.append(pool.submit(_decode, sample))
+        if len(queue) > ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
 def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, batch_frames: int = 64,
-            progress: bool = True) -> ExtractReport:
-    """Tokens for every frame of every sample not yet in `store`."""
+            prefetch: int = 4, progress: bool = True) -> ExtractReport:
+    """Tokens for every frame of every sample not yet in `store`; decoding runs up to
+    `prefetch` videos ahead of encoding."""
     report = ExtractReport(skipped=sum(1 for s in samples if s.id in store))
     todo = [s for s in samples if s.id not in store]
     start = time.perf_counter()
@@ -66,7 +80,7 @@ def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, ba
 
     bar = tqdm(total=len(todo), desc="extract tokens", unit="video", disable=not progress)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        for sample, frames, error in pool.map(_decode, todo):
+        for sample, frames, error in _prefetched(pool, todo, ahead=prefetch):
             if error is not None:
                 store.record_failure(sample.path, error)
                 report.failed.append((sample.path, error))

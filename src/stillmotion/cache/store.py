@@ -118,9 +118,13 @@ class TokenStore:
             return f.get_tensor("frames")
 
     def record_failure(self, path: str, reason: str) -> None:
-        """Append (path, reason) to failures.jsonl for a video that could not be read."""
-        with open(self.path / "failures.jsonl", "a") as fh:
-            fh.write(json.dumps({"path": path, "reason": reason}) + "\n")
+        """Record (path, reason) in failures.jsonl for a video that could not be read; a path
+        already listed keeps one line, with the latest reason."""
+        rows = {row["path"]: row for row in self.failures()}
+        rows[path] = {"path": path, "reason": reason}
+        tmp = self.path / f".failures.jsonl.{os.getpid()}.part"
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows.values()))
+        os.replace(tmp, self.path / "failures.jsonl")
 
     def failures(self) -> list[dict]:
         f = self.path / "failures.jsonl"
