@@ -1,39 +1,51 @@
-"""Probing and frame-exact reading with PyAV.
+"""Probing and frame-exact reading with PyAV (threaded decoding).
 
-`read_frames` decodes sequentially from the start and keeps only the requested positions, so
-the frames it returns are exactly those a full sequential decode yields at those indices; it
-stops as soon as the last requested frame is reached and never holds the whole video.
+`read_frames(path, indices)` returns exactly the frames a full sequential decode yields at those
+positions. It never holds more than the requested frames: it decodes forward from the start and
+stops after the last requested frame, and in containers with real timestamps (MP4/MOV,
+Matroska/WebM) it seeks to the keyframe before a far-away frame instead of decoding the gap. A
+decoded frame whose timestamp does not match the index sends the read back to counting from the
+start, so a seek can never return the wrong frame. Rotation metadata is applied.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import av
 import numpy as np
 
 from stillmotion.video.errors import VideoDecodeError
+from stillmotion.video.index import FrameIndex, frame_index
+
+#: seek only when the target's keyframe lies at least this many frames past the decoder
+SEEK_MIN_GAP = 16
 
 
 @dataclass(frozen=True)
 class VideoInfo:
     path: str
-    num_frames: int
-    fps: float
-    duration: float
-    width: int
+    num_frames: int  # frames a full sequential decode yields (counted from packets)
+    fps: float  # average frame rate
+    duration: float  # seconds
+    width: int  # as displayed, after rotation
     height: int
+    rotation: int  # degrees counter-clockwise applied to the stored frames (0, 90, 180, 270)
     codec: str
 
 
-def _open(path: str | Path) -> av.container.InputContainer:
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open a file that must hold a video stream; every failure is a VideoDecodeError."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise VideoDecodeError(p, f"dangling symbolic link (to {p.readlink()})")
     if not p.exists():
         raise VideoDecodeError(p, "no such file")
     if not p.is_file():
-        raise VideoDecodeError(p, "not a regular file")
+        raise VideoDecodeError(p, "not a regular file (a directory?)")
     if p.stat().st_size == 0:
         raise VideoDecodeError(p, "the file is empty (0 bytes)")
     try:
@@ -41,69 +53,155 @@ def _open(path: str | Path) -> av.container.InputContainer:
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise VideoDecodeError(p, f"not a readable video container: {exc}") from exc
     if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
         container.close()
-        raise VideoDecodeError(p, "the file has no video stream")
+        raise VideoDecodeError(p, f"the file has no video stream (streams: {kinds})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.name:
+        container.close()
+        raise VideoDecodeError(p, "the video stream has no decoder available")
     return container
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Read a video's header: frame count, fps, duration, size and codec.
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as uint8 RGB (H, W, 3), turned upright when it carries a rotation."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
-    The frame count comes from the container when it records one, else from duration x fps.
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that display the frame upright (its display matrix)."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Frame count, fps, duration, display size, rotation and codec of a video.
+
+    Reads the header, demuxes the packets (no decoding) to count frames, and decodes the first
+    frame to check that the stream decodes and to read its rotation.
     """
-    with _open(path) as container:
+    index = frame_index(path)
+    with open_video(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-        duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
-        if not duration and container.duration:
-            duration = container.duration / av.time_base
-        num_frames = stream.frames or int(round(duration * fps))
-        return VideoInfo(
-            path=str(path),
-            num_frames=int(num_frames),
-            fps=fps,
-            duration=duration,
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
-            codec=stream.codec_context.name,
-        )
+        try:
+            first = next(container.decode(stream), None)
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoDecodeError(path, f"the first frame does not decode: {exc}") from exc
+        if first is None or index.num_frames == 0:
+            raise VideoDecodeError(path, "the video stream holds no frames")
+        turns = _quarter_turns(first)
+        width, height = (first.width, first.height) if turns % 2 == 0 else (first.height, first.width)
+        if index.seekable and index.num_frames > 1:
+            times = index.times(fps)
+            duration = float(times[-1] * index.num_frames / (index.num_frames - 1))
+        else:
+            duration = index.num_frames / fps if fps else 0.0
+        return VideoInfo(str(path), index.num_frames, fps, duration, width, height, turns * 90, stream.codec_context.name)
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Decode the frames at `indices` (every frame when None).
+class _Unreliable(Exception):
+    """A decoded frame did not match the timestamp index: fall back to counting."""
 
-    Returns uint8 RGB frames (T, H, W, 3) in the order of `indices` (repeats allowed).
-    Raises VideoDecodeError naming the file when it cannot be decoded or an index lies past
-    its last frame.
-    """
-    wanted = None if indices is None else {int(i) for i in indices}
-    if wanted is not None and not wanted:
-        raise ValueError(f"{path}: no frame indices requested")
-    if wanted is not None and min(wanted) < 0:
-        raise ValueError(f"{path}: frame indices must be >= 0, got {min(wanted)}")
-    last = max(wanted) if wanted is not None else None
+
+def _decode_counting(container, stream, wanted: set[int], last: int, path) -> dict[int, np.ndarray]:
+    """Frames at positions `wanted`, counting frames from the start up to `last`."""
+    kept, decoded = {}, 0
+    try:
+        for i, frame in enumerate(container.decode(stream)):
+            decoded = i + 1
+            if i in wanted:
+                kept[i] = _rgb(frame)
+            if i >= last:
+                break
+    except (av.FFmpegError, ValueError) as exc:
+        raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
+    if last >= decoded:
+        raise VideoDecodeError(path, f"frame {last} was requested but the video decodes to only {decoded} frames",
+                               "request indices below the frame count")
+    return kept
+
+
+def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path) -> dict[int, np.ndarray]:
+    """Frames at positions `wanted`, seeking to the keyframe before each far-away one."""
+    position = {int(p): i for i, p in enumerate(index.pts)}
+    keyframe_pos = sorted(position[int(k)] for k in index.keyframes)
     kept: dict[int, np.ndarray] = {}
-    decoded = 0
-    with _open(path) as container:
+    frames: Iterator[av.VideoFrame] | None = None
+    current = -1  # position of the last frame decoded
+    for target in sorted(wanted):
+        key = keyframe_pos[max(bisect.bisect_right(keyframe_pos, target) - 1, 0)]
+        if frames is None or key - current > SEEK_MIN_GAP:
+            container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
+            stream.codec_context.flush_buffers()
+            frames, current = container.decode(stream), key - 1
+        while current < target:
+            try:
+                frame = next(frames, None)
+            except (av.FFmpegError, ValueError) as exc:
+                raise VideoDecodeError(path, f"decoding failed near frame {current + 1}: {exc}") from exc
+            pos = None if frame is None else position.get(frame.pts)
+            if pos is None:
+                raise _Unreliable
+            if pos <= current:  # before the seek target (an earlier keyframe, or open-GOP leading frames)
+                continue
+            if pos != current + 1:
+                raise _Unreliable
+            current = pos
+            if pos in wanted:
+                kept[pos] = _rgb(frame)
+    return kept
+
+
+def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bool = True) -> np.ndarray:
+    """Decode the frames at positions `indices` (every frame when None), as a full sequential
+    decode numbers them.
+
+    Returns uint8 RGB frames (T, H, W, 3) in the order of `indices` (repeats allowed), rotated
+    upright. `seek=False` forces counting from the start. Raises VideoDecodeError naming the
+    file when it cannot be decoded or an index lies past its last frame.
+    """
+    if indices is None:
+        return _read_all(path)
+    wanted = {int(i) for i in indices}
+    if not wanted:
+        raise ValueError(f"{path}: no frame indices requested")
+    if min(wanted) < 0:
+        raise ValueError(f"{path}: frame indices must be >= 0, got {min(wanted)}")
+    last = max(wanted)
+    index = frame_index(path) if seek else None
+    kept = None
+    if index is not None and index.seekable:
+        if last >= index.num_frames:
+            raise VideoDecodeError(path, f"frame {last} was requested but the video decodes to only "
+                                   f"{index.num_frames} frames", "request indices below the frame count")
+        with open_video(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                kept = _decode_seeking(container, stream, index, wanted, path)
+            except _Unreliable:
+                kept = None
+    if kept is None:
+        with open_video(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            kept = _decode_counting(container, stream, wanted, last, path)
+    return np.stack([kept[int(i)] for i in indices])
+
+
+def _read_all(path: str | Path) -> np.ndarray:
+    frames, decoded = [], 0
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
-            for i, frame in enumerate(container.decode(stream)):
-                decoded = i + 1
-                if wanted is None or i in wanted:
-                    kept[i] = frame.to_ndarray(format="rgb24")
-                if last is not None and i >= last:
-                    break
+            for frame in container.decode(stream):
+                frames.append(_rgb(frame))
+                decoded += 1
         except (av.FFmpegError, ValueError) as exc:
             raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
-    if decoded == 0:
+    if not frames:
         raise VideoDecodeError(path, "the video stream decodes to no frames")
-    if wanted is None:
-        return np.stack([kept[i] for i in range(decoded)])
-    if last >= decoded:
-        raise VideoDecodeError(
-            path,
-            f"frame {last} was requested but the video decodes to only {decoded} frames",
-            "request indices below the frame count",
-        )
-    return np.stack([kept[int(i)] for i in indices])
+    return np.stack(frames)
