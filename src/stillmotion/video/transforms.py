@@ -1,4 +1,6 @@
-"""Pixel transforms on tensors (no torchvision): frames uint8 (T, H, W, 3) -> float (T, 3, S, S)."""
+"""Pixel transforms on tensors (no torchvision). Frames come as uint8 (T, H, W, 3) and become
+float (T, 3, H, W) on the 0..255 scale; every transform keeps that layout and applies the same
+change to all T frames of a clip."""
 
 from __future__ import annotations
 
@@ -8,27 +10,70 @@ import torch.nn.functional as F
 
 
 def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) in [0, 255]."""
+    """uint8 (T, H, W, 3) RGB or (T, H, W) grey -> float32 (T, 3, H, W) in [0, 255]."""
     x = torch.as_tensor(np.asarray(frames))
+    if x.ndim == 3:
+        x = x[..., None].expand(*x.shape, 3)
     if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3); got {tuple(x.shape)}")
+        raise ValueError(f"frames must be (T, H, W, 3) or (T, H, W); got {tuple(x.shape)}")
     return x.permute(0, 3, 1, 2).float()
 
 
-def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize the shorter side to `size` (antialiased bilinear), then center-crop to size x size.
-
-    x: (T, 3, H, W) float. Returns (T, 3, size, size).
-    """
+def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize so the shorter side is `size`, keeping the aspect ratio (antialiased bilinear)."""
     h, w = x.shape[-2:]
-    if (h, w) != (size, size):
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        x = x[..., top : top + size, left : left + size]
-    return x
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) == (h, w):
+        return x
+    return F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+
+
+def crop_at(x: torch.Tensor, size: int, position: int = 1, positions: int = 3) -> torch.Tensor:
+    """A size x size crop at `position` of `positions` evenly spaced along the longer side
+    (with 3: start, centre, end), centred along the shorter side."""
+    h, w = x.shape[-2:]
+    if min(h, w) < size:
+        raise ValueError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
+    frac = 0.5 if positions == 1 else position / (positions - 1)
+    top, left = ((h - size) // 2, round(frac * (w - size))) if w >= h else (round(frac * (h - size)), (w - size) // 2)
+    return x[..., top : top + size, left : left + size]
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    return crop_at(x, size, 0, 1)
+
+
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A size x size crop at a uniformly drawn position, the same for every frame."""
+    h, w = x.shape[-2:]
+    if min(h, w) < size:
+        raise ValueError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
+    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    return x[..., top : top + size, left : left + size]
+
+
+def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Shorter side to `size`, then the centre size x size crop."""
+    return center_crop(resize_short_side(x, size), size)
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def color_jitter(x: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scale brightness, contrast and saturation by factors drawn from [1 - a, 1 + a] (one draw
+    per clip), then clamp to [0, 255]."""
+    b, c, s = (1 + a * (2 * torch.rand(1, generator=generator).item() - 1) for a in (brightness, contrast, saturation))
+    x = x * b
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+    x = (x - grey.mean(dim=(1, 2, 3), keepdim=True)) * c + grey.mean(dim=(1, 2, 3), keepdim=True)
+    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+    x = (x - grey) * s + grey
+    return x.clamp(0, 255)
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, float, float], std: tuple[float, float, float]) -> torch.Tensor:

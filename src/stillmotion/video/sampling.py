@@ -1,0 +1,127 @@
+"""Frame samplers: pure index arithmetic over a video of `num_frames` frames.
+
+Every sampler returns frame positions (int64 arrays) for `read_frames`. When a video is shorter
+than the span a sampler needs, `policy` decides: "pad" (default) keeps the indices that exist
+and repeats the last frame for the rest; "reject" raises ClipTooShortError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+POLICIES = ("pad", "reject")
+
+
+class ClipTooShortError(ValueError):
+    """The video has fewer frames than the sampler's window needs (policy "reject")."""
+
+    def __init__(self, num_frames: int, needed: int):
+        self.num_frames, self.needed = num_frames, needed
+        super().__init__(f"the clip has {num_frames} frames but the window spans {needed}; "
+                         f"use policy='pad' to repeat the last frame, or a shorter window")
+
+
+def _check(num_frames: int, n: int, stride: int = 1) -> None:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if n < 1 or stride < 1:
+        raise ValueError(f"n and stride must be >= 1, got n={n}, stride={stride}")
+
+
+def _fit(indices: np.ndarray, num_frames: int, policy: str) -> np.ndarray:
+    """Indices past the end become the last frame ("pad") or raise ("reject")."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size and indices.max() >= num_frames:
+        if policy == "reject":
+            raise ClipTooShortError(num_frames, int(indices.max()) + 1)
+        indices = np.minimum(indices, num_frames - 1)
+    return indices
+
+
+def span(n: int, stride: int) -> int:
+    """Frames covered by n samples at `stride`."""
+    return (n - 1) * stride + 1
+
+
+def uniform(num_frames: int, n: int, policy: str = "pad") -> np.ndarray:
+    """n frames spread evenly over the whole video: the centre of each of n equal segments.
+    A video shorter than n repeats frames evenly under "pad"."""
+    _check(num_frames, n)
+    if num_frames < n and policy == "reject":
+        raise ClipTooShortError(num_frames, n)
+    return _fit(np.floor((np.arange(n) + 0.5) * num_frames / n), num_frames, policy)
+
+
+def random_window(num_frames: int, n: int, stride: int, rng: np.random.Generator, policy: str = "pad") -> np.ndarray:
+    """n frames at `stride` from a start drawn uniformly among those whose window fits."""
+    _check(num_frames, n, stride)
+    start = rng.integers(0, max(num_frames - span(n, stride), 0) + 1)
+    return _fit(start + stride * np.arange(n), num_frames, policy)
+
+
+def sliding_windows(num_frames: int, n: int, stride: int = 1, step: int | None = None, policy: str = "pad") -> list[np.ndarray]:
+    """Dense windows of n frames at `stride`, starting every `step` frames (default: one span,
+    no overlap); a last window is aligned to the end so every frame is covered."""
+    _check(num_frames, n, stride)
+    width = span(n, stride)
+    step = step or width
+    if width > num_frames:
+        return [_fit(stride * np.arange(n), num_frames, policy)]
+    starts = list(range(0, num_frames - width + 1, step))
+    if starts[-1] != num_frames - width:
+        starts.append(num_frames - width)
+    return [s + stride * np.arange(n) for s in starts]
+
+
+@dataclass(frozen=True)
+class View:
+    indices: np.ndarray  # frame positions of this temporal clip
+    crop: int  # spatial crop position 0 .. crops - 1 (see transforms.crop_at)
+
+
+def multi_view(num_frames: int, n: int, stride: int, clips: int, crops: int = 3, policy: str = "pad") -> list[View]:
+    """Test-time views: `clips` windows spread evenly over the video, each at `crops` spatial
+    positions (clips x crops views, clip-major)."""
+    _check(num_frames, n, stride)
+    free = max(num_frames - span(n, stride), 0)
+    starts = np.round(np.linspace(0, free, clips)) if clips > 1 else np.array([free // 2])
+    return [View(_fit(int(s) + stride * np.arange(n), num_frames, policy), c) for s in starts for c in range(crops)]
+
+
+def playback_rate(num_frames: int, n: int, rng: np.random.Generator, rates: Sequence[int] = (1, 2, 4, 8),
+                  jitter: float = 0.2, policy: str = "pad") -> tuple[np.ndarray, int]:
+    """A clip for the playback-rate pretext: returns (indices, label), label = position of the
+    rate in `rates`. The rate is drawn among those whose window fits the video (a clip padded
+    with a frozen tail would give its rate away); the clip's stride is rate * (1 + u), u drawn
+    from [-jitter, jitter]. If even the smallest rate does not fit, `policy` applies to it."""
+    _check(num_frames, n)
+    fitting = [i for i, r in enumerate(rates) if span(n, r) <= num_frames] or [int(np.argmin(rates))]
+    label = int(rng.choice(fitting))
+    stride = rates[label] * (1 + rng.uniform(-jitter, jitter))
+    offsets = np.round(stride * np.arange(n)).astype(np.int64)
+    start = rng.integers(0, max(num_frames - int(offsets[-1]) - 1, 0) + 1)
+    return _fit(start + offsets, num_frames, policy), label
+
+
+def arrow_of_time(num_frames: int, n: int, stride: int, rng: np.random.Generator, policy: str = "pad") -> tuple[np.ndarray, int]:
+    """A clip for the arrow-of-time pretext: a random window played forwards (label 0) or
+    backwards (label 1), each with probability 1/2."""
+    indices = random_window(num_frames, n, stride, rng, policy)
+    backwards = int(rng.integers(2))
+    return (indices[::-1].copy() if backwards else indices), backwards
+
+
+def resample(times: np.ndarray, fps: float) -> np.ndarray:
+    """Positions that resample a video whose frames show at `times` (seconds, increasing) to
+    `fps`: at each tick k / fps, the frame on screen (the last one shown at or before it)."""
+    times = np.asarray(times, dtype=np.float64)
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    end = times[-1] + (times[-1] - times[0]) / max(len(times) - 1, 1)  # the last frame's end
+    ticks = times[0] + np.arange(int(np.floor((end - times[0]) * fps - 1e-9)) + 1) / fps
+    return np.searchsorted(times, ticks + 1e-9, side="right").astype(np.int64) - 1

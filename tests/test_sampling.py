@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from stillmotion.video import sampling as S
+
+
+def test_uniform_takes_segment_centres():
+    assert S.uniform(100, 4).tolist() == [12, 37, 62, 87]
+    assert S.uniform(8, 8).tolist() == list(range(8))
+    assert S.uniform(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # short clip, "pad": even repeats
+    with pytest.raises(S.ClipTooShortError, match="3 frames but the window spans 6"):
+        S.uniform(3, 6, policy="reject")
+
+
+def test_random_window_stays_inside_and_covers_every_start():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(500):
+        idx = S.random_window(20, 4, 3, rng)
+        assert np.array_equal(np.diff(idx), [3, 3, 3]) and idx[0] >= 0 and idx[-1] <= 19
+        starts.add(int(idx[0]))
+    assert starts == set(range(0, 20 - 10 + 1))
+
+
+def test_short_clip_policy_pad_repeats_the_last_frame_and_reject_raises():
+    rng = np.random.default_rng(0)
+    assert S.random_window(5, 4, 2, rng).tolist() == [0, 2, 4, 4]
+    with pytest.raises(S.ClipTooShortError) as info:
+        S.random_window(5, 4, 2, rng, policy="reject")
+    assert (info.value.num_frames, info.value.needed) == (5, 7)
+    with pytest.raises(ValueError, match="policy must be one of"):
+        S.random_window(5, 4, 2, rng, policy="loop")
+
+
+def test_sliding_windows_cover_every_frame():
+    wins = S.sliding_windows(10, 4)
+    assert [w.tolist() for w in wins] == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
+    assert [w.tolist() for w in S.sliding_windows(9, 3, stride=2, step=2)] == [[0, 2, 4], [2, 4, 6], [4, 6, 8]]
+    assert [w.tolist() for w in S.sliding_windows(2, 3)] == [[0, 1, 1]]
+
+
+def test_multi_view_spreads_clips_and_crops():
+    views = S.multi_view(100, 8, 2, clips=3, crops=3)
+    assert len(views) == 9
+    assert [v.indices[0] for v in views[::3]] == [0, 42, 85]  # free = 100 - 15 = 85
+    assert [v.crop for v in views[:3]] == [0, 1, 2]
+    assert views[-1].indices[-1] == 99
+
+
+def test_playback_rate_labels_the_stride_and_only_draws_fitting_rates():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(400):
+        idx, label = S.playback_rate(40, 8, rng, rates=(1, 2, 4, 8), jitter=0.2)
+        rate = (1, 2, 4, 8)[label]
+        assert 0 <= idx[0] and idx[-1] < 40
+        step = (idx[-1] - idx[0]) / 7
+        assert rate * 0.8 - 0.15 <= step <= rate * 1.2 + 0.15
+        seen.add(label)
+    assert seen == {0, 1, 2}  # rate 8 needs 57 frames: never drawn for a 40-frame video
+    idx, label = S.playback_rate(5, 8, rng)
+    assert label == 0 and idx.max() == 4  # nothing fits: the smallest rate, padded
+
+
+def test_arrow_of_time_reverses_half_the_clips():
+    rng = np.random.default_rng(1)
+    labels = []
+    for _ in range(200):
+        idx, label = S.arrow_of_time(30, 5, 2, rng)
+        assert np.all(np.diff(idx) == (-2 if label else 2))
+        labels.append(label)
+    assert 70 < sum(labels) < 130
+
+
+def test_resample_to_a_target_fps():
+    times = np.arange(30) / 30.0  # 1 s at 30 fps
+    assert S.resample(times, 10).tolist() == list(range(0, 30, 3))
+    assert S.resample(times, 60).tolist() == [i // 2 for i in range(60)]
+    vfr = np.array([0.0, 0.1, 0.5, 0.55, 1.0])  # shown until 1.25 s
+    assert S.resample(vfr, 4).tolist() == [0, 1, 2, 3, 4]  # ticks 0, .25, .5, .75, 1.0
