@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +28,27 @@ def _demo(args: argparse.Namespace) -> int:
     print((out / "report.md").read_text())
     print(f"Report: {out / 'report.md'} (data in {out / 'report.json'}, curves in {out / 'curves.png'}, "
           f"annotated test clips in {out / 'predictions.gif'}); took {report['total_seconds']:.0f} s.")
+    return 0
+
+
+#: exit status of a batch job that finished every good file but could not read some
+EXIT_SOME_FAILED = 3
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from stillmotion.data.check import check_samples, write_failures
+    from stillmotion.data.sources import load_samples
+
+    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
+                           labels=args.labels)
+    report = check_samples(samples, workers=args.workers, progress=not args.quiet)
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2))
+    if report.failures:
+        path = write_failures(args.failures, report.failures)
+        print(f"\n{len(report.failures)} of {report.total} files failed; listed in {path}")
+        return EXIT_SOME_FAILED
     return 0
 
 
@@ -68,6 +90,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for the data and the training (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+
+    from stillmotion.data.sources import FORMATS
+
+    data = sub.add_parser("data", help="inspect datasets and manifests", description="Inspect datasets and manifests.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    check = data_sub.add_parser(
+        "check", help="probe every video of a dataset: counts per class, missing, undecodable, durations",
+        description="Probe every video of a manifest or dataset folder and report counts per class, missing and "
+        f"undecodable files and a duration histogram. Exits with status {EXIT_SOME_FAILED} when any file failed, "
+        "after listing the failures in --failures.",
+    )
+    check.add_argument("source", help="a manifest (.jsonl, .csv, Kinetics .csv, SSv2 / Diving48 .json), a class-per-folder "
+                       "root, or for ucf101 / hmdb51 the video root")
+    check.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: guessed)")
+    check.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
+    check.add_argument("--splits", help="folder of the official split files (ucf101, hmdb51)")
+    check.add_argument("--split", type=int, default=1, help="official split number (default: %(default)s)")
+    check.add_argument("--labels", help="Something-Something v2 labels JSON")
+    check.add_argument("--failures", default="failures.jsonl", help="where to list failed files (default: %(default)s)")
+    check.add_argument("--json", help="also write the report as JSON here")
+    check.add_argument("--workers", type=_positive, default=4, help="parallel probes (default: %(default)s)")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=_data_check)
     return parser
 
 

@@ -42,7 +42,7 @@ def _decode(sample: Sample):
     try:
         return sample, read_frames(sample.path), None
     except VideoDecodeError as exc:
-        return sample, None, str(exc)
+        return sample, None, exc.problem
 
 
 def _prefetched(pool: ThreadPoolExecutor, samples: list[Sample], ahead: int) -> Iterator[tuple]:

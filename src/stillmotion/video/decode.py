@@ -37,8 +37,8 @@ class VideoInfo:
     codec: str
 
 
-def open_video(path: str | Path) -> av.container.InputContainer:
-    """Open a file that must hold a video stream; every failure is a VideoDecodeError."""
+def check_path(path: str | Path) -> Path:
+    """A path that names a non-empty regular file, else a VideoDecodeError saying what it is."""
     p = Path(path)
     if p.is_symlink() and not p.exists():
         raise VideoDecodeError(p, f"dangling symbolic link (to {p.readlink()})")
@@ -48,10 +48,20 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         raise VideoDecodeError(p, "not a regular file (a directory?)")
     if p.stat().st_size == 0:
         raise VideoDecodeError(p, "the file is empty (0 bytes)")
+    return p
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open a file that must hold a video stream; every failure is a VideoDecodeError."""
+    p = check_path(path)
     try:
         container = av.open(str(p))
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise VideoDecodeError(p, f"not a readable video container: {exc}") from exc
+    fmt = container.format.name
+    if fmt.endswith("_pipe") or fmt.startswith("image2"):
+        container.close()
+        raise VideoDecodeError(p, f"a still image ({fmt.removesuffix('_pipe')}), not a video")
     if not container.streams.video:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
         container.close()
@@ -174,7 +184,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
     kept = None
     if index is not None and index.seekable:
         if last >= index.num_frames:
-            raise VideoDecodeError(path, f"frame {last} was requested but the video decodes to only "
+            raise VideoDecodeError(path, f"frame {last} was requested but the video holds only "
                                    f"{index.num_frames} frames", "request indices below the frame count")
         with open_video(path) as container:
             stream = container.streams.video[0]

@@ -81,5 +81,7 @@ def _cached(path: str, mtime_ns: int, size: int) -> FrameIndex:
 
 def frame_index(path: str | Path) -> FrameIndex:
     """The frame index of a file, cached while the file is unchanged."""
-    st = os.stat(path)
+    from stillmotion.video.decode import check_path
+
+    st = os.stat(check_path(path))
     return _cached(str(path), st.st_mtime_ns, st.st_size)

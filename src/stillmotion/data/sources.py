@@ -1,0 +1,226 @@
+"""Every dataset layout becomes one list of `Sample`.
+
+| format | what it reads |
+| --- | --- |
+| `folder` | `ROOT/<class>/.../<video>`: the folder under ROOT is the label |
+| `jsonl` | a JSONL manifest (`path`, optional `label`, `split`, `start`, `end`, `caption`, `id`) |
+| `csv` | the same columns as a CSV file with a header row |
+| `ucf101` | `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (split K) over `ROOT/<Class>/<video>.avi` |
+| `hmdb51` | `<class>_test_splitK.txt` (1 = train, 2 = test, 0 = unused) over `ROOT/<class>/<video>.avi` |
+| `ssv2` | Something-Something v2: the labels JSON plus the train / validation JSON lists (label = template without brackets) over `ROOT/<id>.webm` |
+| `kinetics` | Kinetics CSV (`label, youtube_id, time_start, time_end[, split]`) over `ROOT/[<label>/]<youtube_id>_<start:06d>_<end:06d>.<ext>` |
+| `diving48` | Diving48 JSON (`vid_name`, `label`, `start_frame`, `end_frame`) over `ROOT/<vid_name>.mp4` |
+
+A listed video whose file is absent still becomes a Sample at its expected path, so that
+`stillmotion data check` can report it as missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from stillmotion.data.manifest import Sample, read_manifest
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+FORMATS = ("folder", "jsonl", "csv", "ucf101", "hmdb51", "ssv2", "kinetics", "diving48")
+
+
+class ManifestError(ValueError):
+    """A manifest or split file that cannot be understood; the message names the file."""
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise ManifestError(f"{path}: file not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _json(path: Path):
+    if not path.is_file():
+        raise ManifestError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def folder(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Sample]:
+    """Videos under ROOT/<class>/ (any depth below the class folder), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ManifestError(f"{root}: not a folder")
+    samples = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for video in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in extensions):
+            rel = video.relative_to(root)
+            samples.append(Sample(id=str(rel.with_suffix("")), path=str(video), label=class_dir.name))
+    if not samples:
+        raise ManifestError(f"{root}: no videos ({', '.join(extensions)}) in class folders ROOT/<class>/")
+    return samples
+
+
+def csv_manifest(path: str | Path) -> list[Sample]:
+    """A CSV with a header: `path` required; `id`, `label`, `split`, `start`, `end`, `caption` optional."""
+    path = Path(path)
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ManifestError(f"{path}: the header row must name a 'path' column (found {reader.fieldnames})")
+        samples = []
+        for lineno, row in enumerate(reader, 2):
+            video = Path(row["path"])
+            video = video if video.is_absolute() else path.parent / video
+            try:
+                start = float(row["start"]) if row.get("start") else None
+                end = float(row["end"]) if row.get("end") else None
+            except ValueError as exc:
+                raise ManifestError(f"{path}:{lineno}: start/end must be seconds ({exc})") from exc
+            samples.append(Sample(id=row.get("id") or video.stem, path=str(video), label=row.get("label") or None,
+                                  split=row.get("split") or None, start=start, end=end, caption=row.get("caption") or None))
+    return samples
+
+
+def ucf101(root: str | Path, splits: str | Path, split: int = 1) -> list[Sample]:
+    """UCF101 split `split` (1-3): training and test lists; labels from classInd.txt."""
+    root, splits = Path(root), Path(splits)
+    classes = {}
+    for line in _lines(splits / "classInd.txt"):
+        number, name = line.split()
+        classes[int(number)] = name
+    samples = []
+    for list_name, part in ((f"trainlist0{split}.txt", "train"), (f"testlist0{split}.txt", "test")):
+        list_path = splits / list_name
+        for lineno, line in enumerate(_lines(list_path), 1):
+            fields = line.split()
+            rel = fields[0]
+            label = rel.split("/")[0]
+            if label not in classes.values():
+                raise ManifestError(f"{list_path}:{lineno}: class folder {label!r} is not in classInd.txt")
+            if len(fields) > 1 and classes.get(int(fields[1])) != label:
+                raise ManifestError(f"{list_path}:{lineno}: class number {fields[1]} is not {label!r} in classInd.txt")
+            samples.append(Sample(id=str(Path(rel).with_suffix("")), path=str(root / rel), label=label, split=part))
+    return samples
+
+
+def hmdb51(root: str | Path, splits: str | Path, split: int = 1) -> list[Sample]:
+    """HMDB51 split `split` (1-3) from the per-class files `<class>_test_split<K>.txt`."""
+    root, splits = Path(root), Path(splits)
+    files = sorted(splits.glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise ManifestError(f"{splits}: no '*_test_split{split}.txt' files")
+    samples = []
+    for list_path in files:
+        label = list_path.name[: -len(f"_test_split{split}.txt")]
+        for lineno, line in enumerate(_lines(list_path), 1):
+            name, _, code = line.rpartition(" ")
+            if code not in ("0", "1", "2"):
+                raise ManifestError(f"{list_path}:{lineno}: expected '<video> <0|1|2>', got {line!r}")
+            if code != "0":
+                samples.append(Sample(id=f"{label}/{Path(name).stem}", path=str(root / label / name), label=label,
+                                      split="train" if code == "1" else "test"))
+    return samples
+
+
+def ssv2(root: str | Path, labels: str | Path, lists: dict[str, str | Path], extension: str = ".webm") -> list[Sample]:
+    """Something-Something v2: `labels` maps template -> class number; `lists` maps a split name
+    to its JSON list of {"id", "template", ...}. The label is the template without brackets."""
+    root = Path(root)
+    names = _json(Path(labels))
+    samples = []
+    for part, list_path in lists.items():
+        for k, entry in enumerate(_json(Path(list_path))):
+            template = entry.get("template")
+            label = template.replace("[", "").replace("]", "") if template else None
+            if label is not None and label not in names:
+                raise ManifestError(f"{list_path}: entry {k} (id {entry.get('id')}) has template {label!r}, not in {labels}")
+            samples.append(Sample(id=str(entry["id"]), path=str(root / f"{entry['id']}{extension}"), label=label, split=part,
+                                  caption=entry.get("label")))
+    return samples
+
+
+def kinetics(csv_path: str | Path, root: str | Path, split: str | None = None) -> list[Sample]:
+    """Kinetics annotations CSV. Files are found as <youtube_id>_<start:06d>_<end:06d>.<ext>
+    anywhere under ROOT (usually ROOT/<label>/)."""
+    csv_path, root = Path(csv_path), Path(root)
+    on_disk = {p.stem: p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS} if root.is_dir() else {}
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"label", "youtube_id", "time_start", "time_end"}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            raise ManifestError(f"{csv_path}: the header must name {sorted(need)} (found {reader.fieldnames})")
+        samples = []
+        for lineno, row in enumerate(reader, 2):
+            try:
+                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+            except ValueError as exc:
+                raise ManifestError(f"{csv_path}:{lineno}: time_start/time_end must be numbers ({exc})") from exc
+            stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
+            path = on_disk.get(stem, root / row["label"] / f"{stem}.mp4")
+            samples.append(Sample(id=stem, path=str(path), label=row["label"], split=row.get("split") or split))
+    return samples
+
+
+def diving48(json_path: str | Path, root: str | Path, split: str | None = None) -> list[Sample]:
+    """Diving48 list of {"vid_name", "label", "start_frame", "end_frame"} over ROOT/<vid_name>.mp4."""
+    root = Path(root)
+    samples = []
+    for k, entry in enumerate(_json(Path(json_path))):
+        if "vid_name" not in entry or "label" not in entry:
+            raise ManifestError(f"{json_path}: entry {k} lacks 'vid_name' or 'label'")
+        extra = {key: entry[key] for key in ("start_frame", "end_frame") if key in entry}
+        samples.append(Sample(id=entry["vid_name"], path=str(root / f"{entry['vid_name']}.mp4"), label=str(entry["label"]),
+                              split=split, extra=extra))
+    return samples
+
+
+def detect_format(source: str | Path) -> str:
+    """Guess the format of a manifest file or folder (the ones that need no other argument)."""
+    source = Path(source)
+    if source.is_dir():
+        return "folder"
+    suffix = source.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".csv":
+        with open(source, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        return "kinetics" if "youtube_id" in header else "csv"
+    if suffix == ".json":
+        data = _json(source)
+        first = data[0] if isinstance(data, list) and data else {}
+        if isinstance(first, dict) and "vid_name" in first:
+            return "diving48"
+        if isinstance(first, dict) and "template" in first:
+            return "ssv2"
+    raise ManifestError(f"{source}: cannot tell its format; pass --format (one of {', '.join(FORMATS)})")
+
+
+def load_samples(source: str | Path, format: str = "auto", root: str | Path | None = None,
+                 splits: str | Path | None = None, split: int = 1, labels: str | Path | None = None) -> list[Sample]:
+    """Samples from any supported layout. `root` is the video folder (default: the manifest's
+    folder); `splits` the split-file folder (UCF101, HMDB51); `labels` the SSv2 labels JSON."""
+    source = Path(source)
+    fmt = detect_format(source) if format == "auto" else format
+    base = Path(root) if root is not None else (source if source.is_dir() else source.parent)
+    if fmt == "folder":
+        return folder(source)
+    if fmt == "jsonl":
+        return read_manifest(source)
+    if fmt == "csv":
+        return csv_manifest(source)
+    if fmt in ("ucf101", "hmdb51"):
+        loader = ucf101 if fmt == "ucf101" else hmdb51
+        return loader(root or source, splits or source, split)
+    if fmt == "ssv2":
+        if labels is None:
+            raise ManifestError(f"{source}: Something-Something v2 needs the labels JSON (--labels)")
+        part = "validation" if "validation" in source.name else "train" if "train" in source.name else "test"
+        return ssv2(base, labels, {part: source})
+    if fmt == "kinetics":
+        return kinetics(source, base)
+    if fmt == "diving48":
+        part = "test" if "test" in source.name else "train" if "train" in source.name else None
+        return diving48(source, base, part)
+    raise ManifestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
