@@ -150,3 +150,25 @@ def test_probe_reads_count_fps_duration_and_codec(real_clips):
     assert info.duration == pytest.approx(57 / 6)
     avi = probe(real_clips / "ntu_rgbd_sample_h264_1920x1080.avi")
     assert (avi.num_frames, avi.fps, avi.width, avi.height) == (103, 30.0, 1920, 1080)
+
+
+def test_unknown_or_unusable_backend_is_named(tmp_path):
+    from stillmotion.video.backends import torchcodec_available
+
+    path = write_video(tmp_path / "bar.mp4", _moving_bar(), fps=10)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        read_frames(path, [0], backend="opencv")
+    if not torchcodec_available():
+        with pytest.raises(ValueError, match="pip install torchcodec"):
+            read_frames(path, [0], backend="torchcodec")
+        assert np.array_equal(read_frames(path, [1], backend="auto"), read_frames(path, [1]))
+
+
+def test_torchcodec_gives_the_same_frames_as_pyav(real_clips):
+    from stillmotion.video.backends import torchcodec_available
+
+    if not torchcodec_available():
+        pytest.skip("torchcodec is not installed (optional backend)")
+    for name in ("arm_wrestling_h264_340x256.mp4", "people_h264_340x256_6fps.mp4"):
+        idx = [0, 17, 3, 40]
+        assert np.array_equal(read_frames(real_clips / name, idx, backend="torchcodec"), read_frames(real_clips / name, idx))

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import av
 import numpy as np
 
+from stillmotion.video.backends import BACKENDS, read_frames_torchcodec, torchcodec_available
 from stillmotion.video.errors import VideoDecodeError
 from stillmotion.video.index import FrameIndex, frame_index
 
@@ -164,14 +165,25 @@ def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path
     return kept
 
 
-def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bool = True) -> np.ndarray:
+def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bool = True,
+                backend: str = "pyav") -> np.ndarray:
     """Decode the frames at positions `indices` (every frame when None), as a full sequential
     decode numbers them.
 
     Returns uint8 RGB frames (T, H, W, 3) in the order of `indices` (repeats allowed), rotated
-    upright. `seek=False` forces counting from the start. Raises VideoDecodeError naming the
-    file when it cannot be decoded or an index lies past its last frame.
+    upright. `seek=False` forces counting from the start. `backend`: "pyav" (default),
+    "torchcodec", or "auto" (torchcodec when installed and working, else PyAV). Raises
+    VideoDecodeError naming the file when it cannot be decoded or an index lies past its last
+    frame.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torchcodec" or (backend == "auto" and torchcodec_available()):
+        if not torchcodec_available():
+            raise ValueError("backend 'torchcodec' is not usable here: pip install torchcodec (it needs FFmpeg's "
+                             "shared libraries), or use backend='pyav'")
+        check_path(path)
+        return read_frames_torchcodec(path, indices)
     if indices is None:
         return _read_all(path)
     wanted = {int(i) for i in indices}
