@@ -56,7 +56,7 @@ class CheckReport:
         if self.durations:
             lines.append("\ndurations:")
             peak = max(n for _, n in self.histogram()) or 1
-            lines += [f"  {name:>12}  {n:>6}  {'#' * round(30 * n / peak)}" for name, n in self.histogram()]
+            lines += [f"  {name:>12}  {n:>6}  {'#' * round(30 * n / peak)}".rstrip() for name, n in self.histogram()]
         for path in self.missing[:20]:
             lines.append(f"missing: {path}")
         for path, reason in self.undecodable[:20]:
