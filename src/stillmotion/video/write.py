@@ -36,7 +36,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        # Deterministic output needs one encoder thread and fully initialised frames (_yuv420p):
+        # the same frames then always give the same bytes.
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         if gop is not None:
             stream.codec_context.gop_size = gop
             stream.options = {**stream.options, "keyint_min": str(gop), "sc_threshold": "0"}
@@ -45,7 +47,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
         if rotation:
             stream.set_display_rotation(rotation)
         for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame = _yuv420p(image)
             if times is not None:
                 frame.pts, frame.time_base = round(times[i] * 1000), Fraction(1, 1000)
             for packet in stream.encode(frame):
@@ -54,3 +56,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
             container.mux(packet)
     os.replace(tmp, path)
     return path
+
+
+def _yuv420p(image: np.ndarray) -> av.VideoFrame:
+    """An RGB image (H, W, 3) as a yuv420p frame in which every byte is set, row padding
+    included. Frames from `reformat` or `from_ndarray` leave the padding uninitialised and x264
+    reads it, so the same pixels would not always encode to the same bytes."""
+    h, w, _ = image.shape
+    planes = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    sizes = [(h, w), (h // 2, w // 2), (h // 2, w // 2)]
+    offsets = [0, h, h + h // 4]  # to_ndarray stacks Y (h rows), U, V (h / 4 rows of width w each)
+    flat = planes.reshape(-1)
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, (rows, cols), offset in zip(frame.planes, sizes, offsets):
+        data = flat[offset * w : offset * w + rows * cols].reshape(rows, cols)
+        padded = np.zeros(plane.buffer_size, np.uint8)
+        padded[: rows * plane.line_size].reshape(rows, plane.line_size)[:, :cols] = data
+        plane.update(padded)
+    return frame
