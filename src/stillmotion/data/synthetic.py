@@ -12,7 +12,8 @@ every clip holds one horizontal and one vertical streak, and playing a clip back
 clip of the opposite class, so the frames without their order say nothing about the class.
 
 Each clip is drawn from its own generator seeded by (seed, split, index): the same seed gives
-the same videos, and generation resumes where a killed run stopped.
+bit-identical rendered frames, labels and positions, and generation resumes where a killed run
+stopped. The H.264 files agree to within x264's rare rate-control variation (see write_video).
 """
 
 from __future__ import annotations

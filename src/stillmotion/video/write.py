@@ -36,8 +36,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        # Deterministic output needs one encoder thread and fully initialised frames (_yuv420p):
-        # the same frames then always give the same bytes.
+        # One encoder thread and frames over zero-padded buffers (_yuv420p): in a fresh process the
+        # same frames then give the same bytes run after run. After other native work in the same
+        # process x264's rate control can still, rarely, choose differently (decoded frames then
+        # differ by about 0.3 grey levels on average), so do not rely on byte equality.
         stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         if gop is not None:
             stream.codec_context.gop_size = gop
@@ -59,18 +61,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
 
 
 def _yuv420p(image: np.ndarray) -> av.VideoFrame:
-    """An RGB image (H, W, 3) as a yuv420p frame in which every byte is set, row padding
-    included. Frames from `reformat` or `from_ndarray` leave the padding uninitialised and x264
-    reads it, so the same pixels would not always encode to the same bytes."""
-    h, w, _ = image.shape
+    """An RGB image (H, W, 3) as a yuv420p frame over a buffer we own and zero past its end.
+
+    x264 reads a little beyond the planes it is given; in frames that libav allocates those
+    bytes are uninitialised, so the same pixels would not always encode to the same bytes.
+    """
     planes = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p").to_ndarray()
-    sizes = [(h, w), (h // 2, w // 2), (h // 2, w // 2)]
-    offsets = [0, h, h + h // 4]  # to_ndarray stacks Y (h rows), U, V (h / 4 rows of width w each)
-    flat = planes.reshape(-1)
-    frame = av.VideoFrame(w, h, "yuv420p")
-    for plane, (rows, cols), offset in zip(frame.planes, sizes, offsets):
-        data = flat[offset * w : offset * w + rows * cols].reshape(rows, cols)
-        padded = np.zeros(plane.buffer_size, np.uint8)
-        padded[: rows * plane.line_size].reshape(rows, plane.line_size)[:, :cols] = data
-        plane.update(padded)
-    return frame
+    buffer = np.zeros(planes.size + _SLACK, np.uint8)
+    buffer[: planes.size] = planes.reshape(-1)
+    return av.VideoFrame.from_numpy_buffer(buffer[: planes.size].reshape(planes.shape), format="yuv420p")
+
+
+#: zeroed bytes after each frame's planes, more than any SIMD read past the end
+_SLACK = 4096
