@@ -1,4 +1,7 @@
+import os
 from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network in tests: fail fast instead of retrying
 
 import pytest
 import torch

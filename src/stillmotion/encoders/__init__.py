@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from stillmotion.encoders.base import FrozenEncoder
@@ -16,13 +17,31 @@ DEFAULT_ENCODER = "efficientnet-lite0"
 
 
 def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> FrozenEncoder:
-    """Build a frozen encoder by registry name (eval mode, no gradients), on `device` if given."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; known encoders: {', '.join(sorted(REGISTRY))}")
-    encoder = REGISTRY[name](**kw)
+    """A frozen encoder (eval mode, no gradients) on `device` if given.
+
+    `name` is a built-in (`efficientnet-lite0`), a short name (`dinov2-b`, `dinov3-s`,
+    `siglip2-b`, `clip-b16`, ... see `SHORT_NAMES`), any Hugging Face hub id, or a local model
+    folder. `size` sets the input size (position embeddings interpolate).
+    """
+    from stillmotion.encoders.hf import SHORT_NAMES, HFEncoder
+
+    if name in REGISTRY:
+        encoder = REGISTRY[name](**kw)
+    elif name in SHORT_NAMES or "/" in name or Path(name).is_dir():
+        encoder = HFEncoder.from_pretrained(name, **kw)
+    else:
+        raise ValueError(f"unknown encoder {name!r}; known names: {', '.join(known_names())}; or give a Hugging Face "
+                         "hub id (org/name) or a local model folder")
     if device is not None:
         encoder = encoder.to(device)
     return encoder
 
 
-__all__ = ["DEFAULT_ENCODER", "FrozenEncoder", "REGISTRY", "load"]
+def known_names() -> list[str]:
+    """Built-in and short encoder names."""
+    from stillmotion.encoders.hf import SHORT_NAMES
+
+    return sorted(REGISTRY) + sorted(SHORT_NAMES)
+
+
+__all__ = ["DEFAULT_ENCODER", "FrozenEncoder", "REGISTRY", "known_names", "load"]
