@@ -116,19 +116,24 @@ class _Unreliable(Exception):
     """A decoded frame did not match the timestamp index: fall back to counting."""
 
 
-def _decode_counting(container, stream, wanted: set[int], last: int, path) -> dict[int, np.ndarray]:
-    """Frames at positions `wanted`, counting frames from the start up to `last`."""
+def _decode_counting(path, wanted: set[int] | None, last: int | None) -> dict[int, np.ndarray]:
+    """Frames at positions `wanted` (all when None), counting from the start up to `last`."""
     kept, decoded = {}, 0
-    try:
-        for i, frame in enumerate(container.decode(stream)):
-            decoded = i + 1
-            if i in wanted:
-                kept[i] = _rgb(frame)
-            if i >= last:
-                break
-    except (av.FFmpegError, ValueError) as exc:
-        raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
-    if last >= decoded:
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
+                if wanted is None or i in wanted:
+                    kept[i] = _rgb(frame)
+                if last is not None and i >= last:
+                    break
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
+    if decoded == 0:
+        raise VideoDecodeError(path, "the video stream decodes to no frames")
+    if last is not None and last >= decoded:
         raise VideoDecodeError(path, f"frame {last} was requested but the video decodes to only {decoded} frames",
                                "request indices below the frame count")
     return kept
@@ -185,7 +190,8 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
         check_path(path)
         return read_frames_torchcodec(path, indices)
     if indices is None:
-        return _read_all(path)
+        kept = _decode_counting(path, None, None)
+        return np.stack([kept[i] for i in range(len(kept))])
     wanted = {int(i) for i in indices}
     if not wanted:
         raise ValueError(f"{path}: no frame indices requested")
@@ -206,24 +212,6 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
             except _Unreliable:
                 kept = None
     if kept is None:
-        with open_video(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            kept = _decode_counting(container, stream, wanted, last, path)
+        kept = _decode_counting(path, wanted, last)
     return np.stack([kept[int(i)] for i in indices])
 
-
-def _read_all(path: str | Path) -> np.ndarray:
-    frames, decoded = [], 0
-    with open_video(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                frames.append(_rgb(frame))
-                decoded += 1
-        except (av.FFmpegError, ValueError) as exc:
-            raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
-    if not frames:
-        raise VideoDecodeError(path, "the video stream decodes to no frames")
-    return np.stack(frames)

@@ -31,7 +31,6 @@ class FrameIndex:
     pts: np.ndarray | None  # (num_frames,) sorted presentation timestamps; None if unseekable
     keyframes: np.ndarray | None  # sorted timestamps of keyframes; None if unseekable
     time_base: Fraction
-    start: int  # first timestamp, in time_base units
 
     @property
     def seekable(self) -> bool:
@@ -67,7 +66,6 @@ def build_index(container: av.container.InputContainer, path: str | Path) -> Fra
         pts=sorted_pts,
         keyframes=np.sort(np.asarray(keys, dtype=np.int64)) if usable else None,
         time_base=stream.time_base or Fraction(1, 1),
-        start=int(sorted_pts[0]) if usable else 0,
     )
 
 

@@ -63,8 +63,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
 def _yuv420p(image: np.ndarray) -> av.VideoFrame:
     """An RGB image (H, W, 3) as a yuv420p frame over a buffer we own and zero past its end.
 
-    x264 reads a little beyond the planes it is given; in frames that libav allocates those
-    bytes are uninitialised, so the same pixels would not always encode to the same bytes.
+    Frames straight from `reformat` encoded to varying bytes in our runs; frames rebuilt over a
+    zeroed buffer did not (likely x264 reading uninitialised bytes around libav's planes).
     """
     planes = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p").to_ndarray()
     buffer = np.zeros(planes.size + _SLACK, np.uint8)
