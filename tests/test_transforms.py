@@ -51,3 +51,19 @@ def test_color_jitter_stays_in_range_and_zero_strength_is_identity():
     g = torch.Generator().manual_seed(0)
     y = Tr.color_jitter(x, 0.5, 0.5, 0.5, generator=g)
     assert y.min() >= 0 and y.max() <= 255 and not torch.allclose(x, y)
+
+
+def test_uint8_resize_is_rounded_float_resize_within_one_level():
+    frames = np.random.default_rng(1).integers(0, 256, (2, 90, 120, 3), dtype=np.uint8)
+    small = Tr.resize_short_side(Tr.to_tensor(frames, torch.uint8), 32)
+    ref = Tr.resize_short_side(Tr.to_tensor(frames), 32).round()
+    assert small.dtype == torch.uint8 and small.shape == (2, 3, 32, 43)
+    assert (small.float() - ref).abs().max() <= 1
+    one_at_a_time = torch.cat([Tr.resize_short_side(Tr.to_tensor(f[None], torch.uint8), 32) for f in frames])
+    assert torch.equal(one_at_a_time, small)  # per-frame (decode workers) == batched (preprocess)
+
+
+def test_adjust_color_factors_of_one_change_nothing_and_brightness_scales():
+    x = _clip()
+    assert torch.allclose(Tr.adjust_color(x, 1.0, 1.0, 1.0), x.clamp(0, 255))
+    assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0), torch.full((1, 3, 2, 2), 150.0))

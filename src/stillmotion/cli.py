@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from stillmotion.cache.store import CacheMismatchError
+from stillmotion.cache.store import CacheMismatchError, TokenStore
+from stillmotion.failures import EXIT_SOME_FAILED, write_failures
 from stillmotion.video.errors import VideoDecodeError
 
 
@@ -31,12 +32,8 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-#: exit status of a batch job that finished every good file but could not read some
-EXIT_SOME_FAILED = 3
-
-
 def _data_check(args: argparse.Namespace) -> int:
-    from stillmotion.data.check import check_samples, write_failures
+    from stillmotion.data.check import check_samples
     from stillmotion.data.sources import load_samples
 
     samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
@@ -50,6 +47,59 @@ def _data_check(args: argparse.Namespace) -> int:
         print(f"\n{len(report.failures)} of {report.total} files failed; listed in {path}")
         return EXIT_SOME_FAILED
     return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    import torch
+
+    from stillmotion import dist, runtime
+    from stillmotion.cache.extract import ExtractConfig, cache_meta, default_batch, default_workers, extract
+    from stillmotion.data.sources import load_samples
+    from stillmotion.encoders import load
+
+    here = dist.start("gloo")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and here.world > 1:
+        device = torch.device("cuda", here.local_rank)
+    workers = default_workers(device) if args.workers is None else args.workers
+    threads = runtime.set_threads(args.threads) if device.type == "cpu" else torch.get_num_threads()
+    cfg = ExtractConfig(fps=args.fps, views=args.views, pool_space=args.pool_space, pool_channels=args.pool_channels,
+                        dtype=_DTYPE_NAMES[args.dtype], seed=args.seed,
+                        batch_frames=args.batch_frames or default_batch(device),
+                        workers=workers, compile=args.compile)
+    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
+                           labels=args.labels)
+    encoder = load(args.encoder, device=str(device), **({"size": args.size} if args.size else {}))
+    store = TokenStore(args.out, cache_meta(encoder, cfg))
+    if here.is_main:
+        store.remove_partial()
+    dist.barrier()
+    if here.is_main and not args.quiet:
+        print(f"{len(samples)} videos -> {args.out}: {encoder.name} at {encoder.image_size} px on {device} "
+              f"({threads} threads), {workers} decode workers, tokens {store.grid[0]}x{store.grid[1]}x{store.dim} "
+              f"{cfg.dtype}, {1 + cfg.views} view(s) per video", file=sys.stderr)
+    report = extract(samples, encoder, store, cfg, progress=not args.quiet, rank=here.rank, world=here.world)
+    written, skipped, failed, frames, seconds = dist.sum_over_ranks(
+        [report.written, report.skipped, len(report.failed), report.frames, report.seconds])
+    dist.barrier()
+    code = 0
+    if here.is_main:
+        rate = frames / (seconds / here.world) if seconds else 0.0
+        print(f"extracted {written:.0f} videos ({frames:.0f} frames, {rate:.0f} frames/s), skipped {skipped:.0f} "
+              f"already in the cache, {failed:.0f} failed; cache: {args.out} ({len(store)} videos)")
+        failures = store.failures()
+        if failures:
+            path = write_failures(store.path / "failures.jsonl", [(f["path"], f["reason"]) for f in failures])
+            print(f"{len(failures)} videos could not be read; listed in {path}; run the same command again after "
+                  "fixing them (finished videos are skipped)")
+            code = EXIT_SOME_FAILED
+        else:
+            (store.path / "failures.jsonl").unlink(missing_ok=True)
+    dist.stop()
+    return code
+
+
+_DTYPE_NAMES = {"fp16": "float16", "fp32": "float32", "int8": "int8"}
 
 
 def _positive(text: str) -> int:
@@ -91,8 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
 
-    from stillmotion.data.sources import FORMATS
-
     data = sub.add_parser("data", help="inspect datasets and manifests", description="Inspect datasets and manifests.")
     data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     check = data_sub.add_parser(
@@ -103,17 +151,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("source", help="a manifest (.jsonl, .csv, Kinetics .csv, SSv2 / Diving48 .json), a class-per-folder "
                        "root, or for ucf101 / hmdb51 the video root")
-    check.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: guessed)")
-    check.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
-    check.add_argument("--splits", help="folder of the official split files (ucf101, hmdb51)")
-    check.add_argument("--split", type=int, default=1, help="official split number (default: %(default)s)")
-    check.add_argument("--labels", help="Something-Something v2 labels JSON")
     check.add_argument("--failures", default="failures.jsonl", help="where to list failed files (default: %(default)s)")
     check.add_argument("--json", help="also write the report as JSON here")
     check.add_argument("--workers", type=_positive, default=4, help="parallel probes (default: %(default)s)")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=_data_check)
+    _add_source_args(check)
+
+    ext = sub.add_parser(
+        "extract", help="encode every frame of every video once into a token cache",
+        description="Decode every video of a manifest or dataset (in worker processes), encode its frames with a "
+        "frozen encoder in batches across videos, and write the tokens into a token cache folder, one file per "
+        "video. A rerun skips finished videos; unreadable videos are listed in CACHE/failures.jsonl and the exit "
+        f"status is then {EXIT_SOME_FAILED}. Under `torchrun --nproc_per_node N` the ranks share the videos.",
+    )
+    ext.add_argument("source", help="a manifest or dataset folder, as for `data check`")
+    ext.add_argument("--out", required=True, help="the token cache folder (created, or resumed when it exists)")
+    ext.add_argument("--encoder", default="efficientnet-lite0", help="encoder name, hub id or local folder "
+                     "(default: %(default)s; see README 'Choosing an encoder')")
+    ext.add_argument("--size", type=_positive, help="encoder input size in pixels (default: the encoder's)")
+    ext.add_argument("--fps", type=float, help="resample every video to this many frames per second (default: keep every frame)")
+    ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "
+                     "besides the plain view 0 (default: %(default)s)")
+    ext.add_argument("--pool-space", type=_positive, metavar="S", help="average-pool each frame's token grid to S x S")
+    ext.add_argument("--pool-channels", type=_positive, metavar="C", help="average-pool the token width to C channels")
+    ext.add_argument("--dtype", default="fp16", choices=sorted(_DTYPE_NAMES), help="stored precision; int8 keeps a "
+                     "scale per token (default: %(default)s)")
+    ext.add_argument("--seed", type=int, default=0, help="seed of the augmented views (default: %(default)s)")
+    ext.add_argument("--batch-frames", type=_positive, help="frames per encoder batch, gathered across videos "
+                     "(default: 16 on CPU, 128 on CUDA)")
+    ext.add_argument("--workers", type=int, help="decode processes (default: one on CPU, up to 8 on CUDA; 0 = a thread)")
+    ext.add_argument("--threads", type=_positive, help="CPU threads for encoding (default: one per core)")
+    ext.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
+    ext.add_argument("--compile", action="store_true", help="torch.compile the encoder (pays off on CUDA for long jobs)")
+    ext.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_source_args(ext)
+    ext.set_defaults(func=_extract)
     return parser
+
+
+def _add_source_args(parser: argparse.ArgumentParser) -> None:
+    from stillmotion.data.sources import FORMATS
+
+    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: guessed)")
+    parser.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
+    parser.add_argument("--splits", help="folder of the official split files (ucf101, hmdb51)")
+    parser.add_argument("--split", type=int, default=1, help="official split number (default: %(default)s)")
+    parser.add_argument("--labels", help="Something-Something v2 labels JSON")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ of durations. Every file is probed (header, packet count, first frame), in paral
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,10 +89,3 @@ def check_samples(samples: list[Sample], workers: int = 4, progress: bool = True
                 per_class.setdefault(sample.split or "all", Counter())[sample.label or "(unlabelled)"] += 1
     report.per_class = {split: dict(c) for split, c in per_class.items()}
     return report
-
-
-def write_failures(path: str | Path, failures: list[tuple[str, str]]) -> Path:
-    """One JSON line per failed file: {"path", "reason"}."""
-    path = Path(path)
-    path.write_text("".join(json.dumps({"path": p, "reason": r}) + "\n" for p, r in failures))
-    return path

@@ -44,8 +44,17 @@ class FrozenEncoder(nn.Module):
         return next(self.parameters()).device
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 frames (T, H, W, 3) -> normalized pixels (T, 3, S, S) float32."""
-        x = resize_center_crop(to_tensor(frames), self.image_size)
+        """uint8 frames (T, H, W, 3) -> normalized pixels (T, 3, S, S) float32: shorter side to
+        S (resized as uint8, as the extraction workers do), centre crop, normalized."""
+        return self.normalize_crops(resize_center_crop(to_tensor(frames, torch.uint8), self.image_size))
+
+    def normalize_crops(self, crops: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Frames at the input size, uint8 (T, S, S, 3) or a (T, 3, S, S) tensor -> normalized
+        pixels (T, 3, S, S) float32."""
+        x = crops.float() if isinstance(crops, torch.Tensor) and crops.shape[1] == 3 else to_tensor(crops)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"{self.name}: crops must be {self.image_size}x{self.image_size}, got "
+                             f"{x.shape[-1]}x{x.shape[-2]}")
         return normalize(x, self.mean, self.std)
 
     @torch.inference_mode()
@@ -72,6 +81,7 @@ class FrozenEncoder(nn.Module):
         return {
             "encoder": self.name,
             "image_size": self.image_size,
+            "resize": "short side to S, uint8 antialiased bilinear, centre crop",
             "mean": list(self.mean),
             "std": list(self.std),
             "grid": list(self.grid),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -24,6 +24,9 @@ from stillmotion.video.index import FrameIndex, frame_index
 
 #: seek only when the target's keyframe lies at least this many frames past the decoder
 SEEK_MIN_GAP = 16
+
+#: applied to each kept frame (H, W, 3) uint8 as it is decoded
+FrameTransform = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,15 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(str(path), index.num_frames, fps, duration, width, height, turns * 90, stream.codec_context.name)
 
 
+def _keep(frame: np.ndarray) -> np.ndarray:
+    return frame
+
+
 class _Unreliable(Exception):
     """A decoded frame did not match the timestamp index: fall back to counting."""
 
 
-def _decode_counting(path, wanted: set[int] | None, last: int | None) -> dict[int, np.ndarray]:
+def _decode_counting(path, wanted: set[int] | None, last: int | None, transform: FrameTransform) -> dict[int, np.ndarray]:
     """Frames at positions `wanted` (all when None), counting from the start up to `last`."""
     kept, decoded = {}, 0
     with open_video(path) as container:
@@ -126,7 +133,7 @@ def _decode_counting(path, wanted: set[int] | None, last: int | None) -> dict[in
             for i, frame in enumerate(container.decode(stream)):
                 decoded = i + 1
                 if wanted is None or i in wanted:
-                    kept[i] = _rgb(frame)
+                    kept[i] = transform(_rgb(frame))
                 if last is not None and i >= last:
                     break
         except (av.FFmpegError, ValueError) as exc:
@@ -139,7 +146,8 @@ def _decode_counting(path, wanted: set[int] | None, last: int | None) -> dict[in
     return kept
 
 
-def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path) -> dict[int, np.ndarray]:
+def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path,
+                    transform: FrameTransform) -> dict[int, np.ndarray]:
     """Frames at positions `wanted`, seeking to the keyframe before each far-away one."""
     position = {int(p): i for i, p in enumerate(index.pts)}
     keyframe_pos = sorted(position[int(k)] for k in index.keyframes)
@@ -166,31 +174,35 @@ def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path
                 raise _Unreliable
             current = pos
             if pos in wanted:
-                kept[pos] = _rgb(frame)
+                kept[pos] = transform(_rgb(frame))
     return kept
 
 
 def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bool = True,
-                backend: str = "pyav") -> np.ndarray:
+                backend: str = "pyav", transform: FrameTransform | None = None) -> np.ndarray:
     """Decode the frames at positions `indices` (every frame when None), as a full sequential
     decode numbers them.
 
     Returns uint8 RGB frames (T, H, W, 3) in the order of `indices` (repeats allowed), rotated
     upright. `seek=False` forces counting from the start. `backend`: "pyav" (default),
-    "torchcodec", or "auto" (torchcodec when installed and working, else PyAV). Raises
+    "torchcodec", or "auto" (torchcodec when installed and working, else PyAV). `transform`
+    maps each decoded frame (H, W, 3) to what is kept (e.g. a resized crop), as it is decoded, so
+    a long high-resolution video never sits in memory whole; the result stacks its outputs. Raises
     VideoDecodeError naming the file when it cannot be decoded or an index lies past its last
     frame.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    transform = transform or _keep
     if backend == "torchcodec" or (backend == "auto" and torchcodec_available()):
         if not torchcodec_available():
             raise ValueError("backend 'torchcodec' is not usable here: pip install torchcodec (it needs FFmpeg's "
                              "shared libraries), or use backend='pyav'")
         check_path(path)
-        return read_frames_torchcodec(path, indices)
+        frames = read_frames_torchcodec(path, indices)
+        return frames if transform is _keep else np.stack([transform(f) for f in frames])
     if indices is None:
-        kept = _decode_counting(path, None, None)
+        kept = _decode_counting(path, None, None, transform)
         return np.stack([kept[i] for i in range(len(kept))])
     wanted = {int(i) for i in indices}
     if not wanted:
@@ -208,10 +220,10 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             try:
-                kept = _decode_seeking(container, stream, index, wanted, path)
+                kept = _decode_seeking(container, stream, index, wanted, path, transform)
             except _Unreliable:
                 kept = None
     if kept is None:
-        kept = _decode_counting(path, wanted, last)
+        kept = _decode_counting(path, wanted, last, transform)
     return np.stack([kept[int(i)] for i in indices])
 

@@ -1,6 +1,10 @@
 """Pixel transforms on tensors (no torchvision). Frames come as uint8 (T, H, W, 3) and become
-float (T, 3, H, W) on the 0..255 scale; every transform keeps that layout and applies the same
-change to all T frames of a clip."""
+(T, 3, H, W) tensors on the 0..255 scale, float or uint8; every transform keeps that layout and
+applies the same change to all T frames of a clip.
+
+Resize uint8 frames as uint8 where you can: torch's antialiased bilinear has a fast path for
+uint8 in this layout (about 13x faster than float on a 1080p frame, on one thread) and its
+result is already rounded; float input gives float output that differs from it by at most 1."""
 
 from __future__ import annotations
 
@@ -9,18 +13,20 @@ import torch
 import torch.nn.functional as F
 
 
-def to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (T, H, W, 3) RGB or (T, H, W) grey -> float32 (T, 3, H, W) in [0, 255]."""
+def to_tensor(frames: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (T, H, W, 3) RGB or (T, H, W) grey -> (T, 3, H, W) in [0, 255], float32 by
+    default; `dtype=torch.uint8` keeps the bytes (a channels-last view, no copy)."""
     x = torch.as_tensor(np.asarray(frames))
     if x.ndim == 3:
-        x = x[..., None].expand(*x.shape, 3)
+        x = x[..., None].expand(*x.shape, 3).contiguous()
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) or (T, H, W); got {tuple(x.shape)}")
-    return x.permute(0, 3, 1, 2).float()
+    return x.permute(0, 3, 1, 2).to(dtype)
 
 
 def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize so the shorter side is `size`, keeping the aspect ratio (antialiased bilinear)."""
+    """Resize so the shorter side is `size`, keeping the aspect ratio (antialiased bilinear;
+    uint8 in, uint8 out)."""
     h, w = x.shape[-2:]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
@@ -68,12 +74,24 @@ def color_jitter(x: torch.Tensor, brightness: float = 0.4, contrast: float = 0.4
     """Scale brightness, contrast and saturation by factors drawn from [1 - a, 1 + a] (one draw
     per clip), then clamp to [0, 255]."""
     b, c, s = (1 + a * (2 * torch.rand(1, generator=generator).item() - 1) for a in (brightness, contrast, saturation))
-    x = x * b
+    return adjust_color(x, b, c, s)
+
+
+def adjust_color(x: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
+    """Multiply brightness, then contrast (around each frame's mean grey), then saturation
+    (around each pixel's grey) by the given factors; clamp to [0, 255]. x: (T, 3, H, W)."""
+    x = x * brightness
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-    x = (x - grey.mean(dim=(1, 2, 3), keepdim=True)) * c + grey.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - grey.mean(dim=(1, 2, 3), keepdim=True)) * contrast + grey.mean(dim=(1, 2, 3), keepdim=True)
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-    x = (x - grey) * s + grey
+    x = (x - grey) * saturation + grey
     return x.clamp(0, 255)
+
+
+def as_uint8_values(x: torch.Tensor) -> torch.Tensor:
+    """Round and clamp to the values a uint8 image can hold (still float): what a resized frame
+    is before it is stored or sent as uint8."""
+    return x.round().clamp(0, 255)
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, float, float], std: tuple[float, float, float]) -> torch.Tensor:

@@ -1,0 +1,80 @@
+"""The views cached per video, made frame by frame as the video decodes.
+
+View 0 is the encoder's own input: shorter side to S, centre S x S crop. Views 1..K are
+augmented copies so that training on cached tokens still sees augmentation: the shorter side
+scaled to S times a zoom in [1, 1.3], a random S x S crop, a horizontal flip half the time, and
+brightness / contrast / saturation factors in [1 - a, 1 + a]. A view's parameters are drawn
+once per video, so all its frames get the same change, from (seed, video id, view number)
+alone: every run, resumed or on any rank, draws the same ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stillmotion.video.transforms import (
+    adjust_color,
+    as_uint8_values,
+    hflip,
+    resize_center_crop,
+    resize_short_side,
+    to_tensor,
+)
+
+MAX_ZOOM = 1.3
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    zoom: float  # shorter side = round(S * zoom) before cropping
+    top: float  # crop position as a fraction of the free room, 0..1
+    left: float
+    flip: bool
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+def view_params(seed: int, video_id: str, view: int, jitter: float = 0.4) -> ViewParams:
+    """The augmentation of one view of one video: a pure function of its arguments."""
+    digest = hashlib.sha256(f"{seed}\x00{video_id}\x00{view}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    zoom, top, left, flip, b, c, s = rng.random(7)
+    factor = lambda u: float(1 + jitter * (2 * u - 1))  # noqa: E731
+    return ViewParams(float(1 + (MAX_ZOOM - 1) * zoom), float(top), float(left), bool(flip < 0.5),
+                      factor(b), factor(c), factor(s))
+
+
+def augment(x: torch.Tensor, size: int, p: ViewParams) -> torch.Tensor:
+    """One augmented view of uint8 frames x (T, 3, H, W) -> uint8 (T, 3, size, size)."""
+    x = resize_short_side(x, max(size, round(size * p.zoom)))
+    h, w = x.shape[-2:]
+    top, left = round(p.top * (h - size)), round(p.left * (w - size))
+    x = x[..., top : top + size, left : left + size]
+    if p.flip:
+        x = hflip(x)
+    return as_uint8_values(adjust_color(x.float(), p.brightness, p.contrast, p.saturation)).to(torch.uint8)
+
+
+class ViewMaker:
+    """A frame transform for `read_frames`: frame (H, W, 3) uint8 -> (V, S, S, 3) uint8 with
+    V = 1 + views (view 0 plain, then the augmented ones)."""
+
+    def __init__(self, size: int, views: int = 0, seed: int = 0, video_id: str = ""):
+        if views < 0:
+            raise ValueError(f"views must be >= 0, got {views}")
+        self.size = size
+        self.params = [view_params(seed, video_id, v) for v in range(1, views + 1)]
+
+    @property
+    def num_views(self) -> int:
+        return 1 + len(self.params)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        x = to_tensor(frame[None], torch.uint8)
+        out = [resize_center_crop(x, self.size)] + [augment(x, self.size, p) for p in self.params]
+        return torch.cat(out).permute(0, 2, 3, 1).contiguous().numpy()  # (V, S, S, 3)

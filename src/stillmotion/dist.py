@@ -1,0 +1,57 @@
+"""Where this process stands in a `torchrun` job (rank, world size, local rank), read from the
+environment torchrun sets; a plain `python` run is rank 0 of 1."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Rank:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def current() -> Rank:
+    """This process's place, from RANK / WORLD_SIZE / LOCAL_RANK."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}; start several processes with torchrun")
+    return Rank(rank, world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def start(backend: str = "gloo") -> Rank:
+    """Join the process group when started by torchrun (a no-op for one process)."""
+    here = current()
+    if here.world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend)
+    return here
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def sum_over_ranks(values: list[float]) -> list[float]:
+    """Element-wise sum of `values` over all ranks (the values themselves for one process)."""
+    if not dist.is_initialized():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def stop() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from stillmotion.cache import TokenStore
+from stillmotion.cache.extract import ExtractConfig, cache_meta, extract, frame_positions
+from stillmotion.cache.pool import pool_tokens
+from stillmotion.cache.views import ViewMaker, ViewParams, augment, view_params
+from stillmotion.data import Sample
+from stillmotion.video import read_frames, write_video
+from stillmotion.video import transforms as Tr
+
+
+def test_spatial_pooling_averages_blocks_and_channel_pooling_averages_groups():
+    grid = torch.arange(16, dtype=torch.float32).reshape(4, 4)
+    tokens = torch.stack([grid.flatten(), 10 * grid.flatten()], -1)[None, None]  # (1, 1, 16, 2)
+    pooled = pool_tokens(tokens, (4, 4), space=2)
+    assert pooled.shape == (1, 1, 4, 2)
+    assert pooled[0, 0, :, 0].tolist() == [2.5, 4.5, 10.5, 12.5]  # means of the 2x2 blocks
+    assert torch.equal(pooled[..., 1], 10 * pooled[..., 0])
+    assert pool_tokens(tokens, (4, 4), space=1)[0, 0, 0].tolist() == [7.5, 75.0]
+    wide = torch.arange(12, dtype=torch.float32).reshape(1, 1, 12)  # one token, D = 12
+    assert pool_tokens(wide, (1, 1), channels=3)[0, 0].tolist() == [1.5, 5.5, 9.5]
+    with pytest.raises(ValueError, match="--pool-space must be between 1 and 4"):
+        pool_tokens(tokens, (4, 4), space=5)
+    with pytest.raises(ValueError, match="--pool-channels must be between 1 and the token width 2"):
+        pool_tokens(tokens, (4, 4), channels=3)
+
+
+def test_view_parameters_depend_only_on_seed_video_and_view():
+    a = view_params(0, "clip", 1)
+    assert a == view_params(0, "clip", 1)
+    assert len({view_params(0, "clip", v) for v in range(1, 6)}) == 5
+    assert view_params(1, "clip", 1) != a and view_params(0, "other", 1) != a
+    assert 1.0 <= a.zoom <= 1.3 and 0.6 <= a.brightness <= 1.4
+
+
+def test_view_zero_is_the_encoders_own_input_and_augmented_views_follow_their_parameters(encoder64):
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 80, 3), dtype=np.uint8)
+    maker = ViewMaker(64, views=2, seed=0, video_id="v")
+    crops = np.stack([maker(f) for f in frames])  # (T, V, S, S, 3)
+    assert crops.shape == (3, 3, 64, 64, 3) and crops.dtype == np.uint8
+    assert torch.equal(encoder64.normalize_crops(crops[:, 0]), encoder64.preprocess(frames))
+    p = ViewParams(zoom=1.0, top=0.0, left=1.0, flip=True, brightness=1.0, contrast=1.0, saturation=1.0)
+    x = Tr.to_tensor(frames, torch.uint8)
+    expected = Tr.hflip(Tr.resize_short_side(x, 64)[..., :, -64:])  # right-hand crop, mirrored
+    assert torch.equal(augment(x, 64, p), expected)
+    assert not np.array_equal(crops[:, 1], crops[:, 2])
+
+
+def _video(tmp_path, name, n, fps=10, size=64, seed=0):
+    frames = np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    return str(write_video(tmp_path / f"{name}.mp4", frames, fps=fps))
+
+
+def test_frame_positions_follow_fps_and_start_end(tmp_path):
+    path = _video(tmp_path, "v", 20, fps=10)  # 2 s
+    assert frame_positions(Sample("v", path), None) is None
+    assert frame_positions(Sample("v", path), 5).tolist() == list(range(0, 20, 2))
+    assert frame_positions(Sample("v", path), 20).tolist() == [i // 2 for i in range(40)]
+    assert frame_positions(Sample("v", path, start=0.5, end=1.0), None).tolist() == [5, 6, 7, 8, 9]
+    assert frame_positions(Sample("v", path, start=0.5, end=1.5), 5).tolist() == [5, 7, 9, 11, 13]
+    from stillmotion.video import VideoDecodeError
+
+    with pytest.raises(VideoDecodeError, match=r"no frame lies between start=3.0 and end=4.0 s \(the video lasts 1.90 s\)"):
+        frame_positions(Sample("v", path, start=3.0, end=4.0), None)
+
+
+def test_extract_matches_encoding_each_video_alone_with_views_fps_pooling_and_int8(tmp_path, encoder64):
+    samples = [Sample(f"v{i}", _video(tmp_path, f"v{i}", 6 + 3 * i, seed=i)) for i in range(3)]
+    cfg = ExtractConfig(fps=5, views=2, dtype="float32", batch_frames=5, workers=0)
+    store = TokenStore(tmp_path / "views", cache_meta(encoder64, cfg))
+    report = extract(samples, encoder64, store, cfg, progress=False)
+    assert store.num_views == 3 and store.videos() == ["v0", "v1", "v2"]
+    assert report.frames == 3 * (3 + 5 + 6)  # every other frame, three views each
+    for sample in samples:
+        positions = store.frame_indices(sample.id)
+        assert positions.tolist() == list(range(0, len(read_frames(sample.path)), 2))
+        alone = encoder64.encode_frames(read_frames(sample.path, positions))
+        assert torch.allclose(torch.from_numpy(store.read(sample.id)), alone, atol=1e-4)
+        assert not np.allclose(store.read(sample.id, view=1), store.read(sample.id, view=2))
+
+    pooled_cfg = ExtractConfig(pool_space=2, pool_channels=28, dtype="int8", workers=0)
+    pooled = TokenStore(tmp_path / "pooled", cache_meta(encoder64, pooled_cfg))
+    extract(samples, encoder64, pooled, pooled_cfg, progress=False)
+    assert pooled.grid == (2, 2) and pooled.dim == 28
+    tokens = pooled.read("v1")
+    expected = torch.nn.functional.avg_pool2d(
+        encoder64.encode_frames(read_frames(samples[1].path)).reshape(-1, 4, 4, 112).permute(0, 3, 1, 2), 2)
+    expected = expected.permute(0, 2, 3, 1).reshape(-1, 4, 28, 4).mean(-1)  # (T, 4, 28)
+    step = expected.abs().amax(-1, keepdim=True) / 127
+    assert tokens.shape == (9, 4, 28)
+    assert torch.all((torch.from_numpy(tokens) - expected).abs() <= step / 2 + 1e-4)
+
+
+def test_a_cache_of_other_settings_is_refused_naming_them(tmp_path, encoder64):
+    from stillmotion.cache import CacheMismatchError
+
+    TokenStore(tmp_path, cache_meta(encoder64, ExtractConfig()))
+    with pytest.raises(CacheMismatchError, match=r"(?s)dtype: cache has 'float16', asked for 'int8'.*views: cache has 1, asked for 3"):
+        TokenStore(tmp_path, cache_meta(encoder64, ExtractConfig(dtype="int8", views=2)))
+
+
+def test_sample_ids_must_be_unique(tmp_path, encoder64):
+    store = TokenStore(tmp_path, cache_meta(encoder64))
+    with pytest.raises(ValueError, match=r"appear more than once: \['a'\]"):
+        extract([Sample("a", "x.mp4"), Sample("a", "y.mp4")], encoder64, store, progress=False)
