@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from stillmotion.cache import TokenStore
-from stillmotion.cache.extract import ExtractConfig, cache_meta, extract, frame_positions
+from stillmotion.cache.decoding import frame_positions
+from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
 from stillmotion.cache.pool import pool_tokens
 from stillmotion.cache.views import ViewMaker, ViewParams, augment, view_params
 from stillmotion.data import Sample
@@ -105,3 +106,17 @@ def test_sample_ids_must_be_unique(tmp_path, encoder64):
     store = TokenStore(tmp_path, cache_meta(encoder64))
     with pytest.raises(ValueError, match=r"appear more than once: \['a'\]"):
         extract([Sample("a", "x.mp4"), Sample("a", "y.mp4")], encoder64, store, progress=False)
+
+
+def test_batches_are_full_across_video_boundaries_and_tokens_go_to_their_video(tmp_path, encoder64, monkeypatch):
+    samples = [Sample(f"v{i}", _video(tmp_path, f"v{i}", n, seed=i)) for i, n in enumerate((5, 3, 9))]
+    sizes = []
+    encode = encoder64.encode
+    monkeypatch.setattr(encoder64, "encode", lambda pixels, batch_size: sizes.append(len(pixels)) or encode(pixels, batch_size))
+    cfg = ExtractConfig(dtype="float32", batch_frames=4, workers=0)
+    store = TokenStore(tmp_path / "c", cache_meta(encoder64, cfg))
+    extract(samples, encoder64, store, cfg, progress=False)
+    assert sizes == [4, 4, 4, 4, 1]
+    for s in samples:
+        alone = encode(encoder64.preprocess(read_frames(s.path)), batch_size=4)
+        assert torch.allclose(torch.from_numpy(store.read(s.id)), alone, atol=1e-4)

@@ -53,6 +53,7 @@ def _extract(args: argparse.Namespace) -> int:
     import torch
 
     from stillmotion import dist, runtime
+    from stillmotion.cache.decoding import decode_pool
     from stillmotion.cache.extract import ExtractConfig, cache_meta, default_batch, default_workers, extract
     from stillmotion.data.sources import load_samples
     from stillmotion.encoders import load
@@ -69,16 +70,18 @@ def _extract(args: argparse.Namespace) -> int:
                         workers=workers, compile=args.compile)
     samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
                            labels=args.labels)
-    encoder = load(args.encoder, device=str(device), **({"size": args.size} if args.size else {}))
-    store = TokenStore(args.out, cache_meta(encoder, cfg))
-    if here.is_main:
-        store.remove_partial()
-    dist.barrier()
-    if here.is_main and not args.quiet:
-        print(f"{len(samples)} videos -> {args.out}: {encoder.name} at {encoder.image_size} px on {device} "
-              f"({threads} threads), {workers} decode workers, tokens {store.grid[0]}x{store.grid[1]}x{store.dim} "
-              f"{cfg.dtype}, {1 + cfg.views} view(s) per video", file=sys.stderr)
-    report = extract(samples, encoder, store, cfg, progress=not args.quiet, rank=here.rank, world=here.world)
+    with decode_pool(workers) as pool:  # the workers start while the encoder loads
+        encoder = load(args.encoder, device=str(device), **({"size": args.size} if args.size else {}))
+        store = TokenStore(args.out, cache_meta(encoder, cfg))
+        if here.is_main:
+            store.remove_partial()
+        dist.barrier()
+        if here.is_main and not args.quiet:
+            print(f"{len(samples)} videos -> {args.out}: {encoder.name} at {encoder.image_size} px on {device} "
+                  f"({threads} threads), {workers} decode workers, tokens {store.grid[0]}x{store.grid[1]}x{store.dim} "
+                  f"{cfg.dtype}, {1 + cfg.views} view(s) per video", file=sys.stderr)
+        report = extract(samples, encoder, store, cfg, progress=not args.quiet, rank=here.rank, world=here.world,
+                         pool=pool)
     written, skipped, failed, frames, seconds = dist.sum_over_ranks(
         [report.written, report.skipped, len(report.failed), report.frames, report.seconds])
     dist.barrier()

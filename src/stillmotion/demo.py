@@ -86,7 +86,7 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
         "baseline_train_seconds": base["history"].train_seconds,
         "trainable_parameters": {"baseline": _trainable(base["model"]), "temporal": _trainable(temp["model"])},
         "extract_seconds": ext.seconds,
-        "extract_frames_per_second": ext.frames / ext.seconds if ext.seconds else None,
+        "extract_frames_per_second": ext.frames_per_second,
         "failed_videos": ext.failed,
         "curves": {role: {"train_loss": r["history"].train_loss, "val_accuracy": r["history"].val_accuracy}
                    for role, r in results.items()},
