@@ -124,3 +124,21 @@ def test_extract_writes_every_frame_skips_finished_and_records_failures(tmp_path
     write_video(broken, rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8), fps=5)  # mended
     extract(samples, encoder64, store, ExtractConfig(workers=0), progress=False)
     assert "broken" in store and store.failures() == []
+
+
+def test_cached_clips_read_view_zero_or_draw_a_view_when_augmenting(tmp_path):
+    import torch
+
+    from stillmotion.data.tokens import CachedClips
+
+    store = TokenStore(tmp_path, {**META, "dtype": "float32", "views": 3})
+    for k, vid in enumerate(("a", "b")):
+        store.write(vid, np.stack([np.full((2, 4, 8), 10 * k + v, np.float32) for v in range(3)]))
+    samples = [Sample("a", "a.mp4", label="x"), Sample("b", "b.mp4", label="y"), Sample("c", "c.mp4", label="x")]
+    plain = CachedClips(store, samples, ["x", "y"])
+    assert plain.missing == ["c"] and len(plain) == 2
+    tokens, label = plain[1]
+    assert label == 1 and torch.equal(tokens, torch.full((2, 4, 8), 10.0))
+    torch.manual_seed(0)
+    seen = {int(CachedClips(store, samples, ["x", "y"], augment=True)[0][0][0, 0, 0]) for _ in range(30)}
+    assert seen == {0, 1, 2}

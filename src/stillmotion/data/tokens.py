@@ -12,10 +12,12 @@ from stillmotion.data.manifest import Sample
 
 class CachedClips(Dataset):
     """Labelled samples read from a TokenStore. Samples missing from the store are left out
-    (and listed in `missing`)."""
+    (and listed in `missing`). With `augment=True` each read takes one of the cache's views at
+    random (`stillmotion extract --views K`), drawn from torch's generator; otherwise view 0."""
 
-    def __init__(self, store: TokenStore, samples: list[Sample], classes: list[str]):
+    def __init__(self, store: TokenStore, samples: list[Sample], classes: list[str], augment: bool = False):
         self.store = store
+        self.augment = augment
         self.classes = list(classes)
         self.samples = [s for s in samples if s.id in store]
         self.missing = [s.id for s in samples if s.id not in store]
@@ -29,7 +31,8 @@ class CachedClips(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        tokens = self.store.read(self.samples[i].id).astype(np.float32)
+        view = int(torch.randint(self.store.num_views, ())) if self.augment else 0
+        tokens = self.store.read(self.samples[i].id, view=view).astype(np.float32)
         return torch.from_numpy(tokens), self.labels[i]
 
 
