@@ -9,14 +9,14 @@ from stillmotion.temporal import REGISTRY, build
 def test_stepping_through_a_clip_equals_the_clip_forward(name):
     torch.manual_seed(0)
     core = build(name, 8).eval()
-    x = torch.randn(2, 7, 5, 8)
+    x = torch.randn(2, 7, 4, 8)  # 4 tokens: a 2 x 2 grid for tmm
     whole = core(x)
-    state = core.init_state(2, 5)
+    state = core.init_state(2, 4)
     steps = []
     for t in range(7):
         y, state = core.step(x[:, t], state)
         steps.append(y)
-    assert whole.shape == (2, 7, 5, core.out_dim)
+    assert whole.shape == (2, 7, 4, core.out_dim)
     assert torch.allclose(torch.stack(steps, 1), whole, atol=1e-5)
 
 
@@ -24,8 +24,8 @@ def test_stepping_through_a_clip_equals_the_clip_forward(name):
 def test_outputs_on_real_frames_ignore_end_padding(name):
     torch.manual_seed(0)
     core = build(name, 8).eval()
-    x = torch.randn(1, 4, 3, 8)
-    padded = torch.cat([x, torch.randn(1, 3, 3, 8) * 100], 1)
+    x = torch.randn(1, 4, 4, 8)
+    padded = torch.cat([x, torch.randn(1, 3, 4, 8) * 100], 1)
     mask = torch.tensor([[True] * 4 + [False] * 3])
     assert torch.allclose(core(padded, mask)[:, :4], core(x), atol=1e-5)
 
@@ -59,3 +59,74 @@ def test_classifier_stream_equals_forward_and_last_respects_mask():
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
     last = StreamingClassifier.last(logits, mask)
     assert torch.equal(last, torch.stack([logits[0, 4], logits[1, 1], logits[2, 2]]))
+
+
+def _scan_inputs(b=3, length=37, e=5, s=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, length, e, generator=g)
+    dt = torch.nn.functional.softplus(torch.randn(b, length, e, generator=g))
+    a = -torch.exp(torch.randn(e, s, generator=g))
+    bm, cm = torch.randn(b, length, s, generator=g), torch.randn(b, length, s, generator=g)
+    return x, dt, a, bm, cm, torch.randn(e, generator=g), torch.randn(b, e, s, generator=g)
+
+
+def test_the_scan_loop_is_the_recurrence_element_by_element():
+    from stillmotion.temporal.scan import selective_scan_loop
+
+    x, dt, a, bm, cm, d, h0 = _scan_inputs(b=1, length=4, e=2, s=3)
+    y, h_last = selective_scan_loop(x, dt, a, bm, cm, d, h0)
+    h = h0[0].clone()
+    for t in range(4):
+        for i in range(2):
+            for n in range(3):
+                h[i, n] = torch.exp(dt[0, t, i] * a[i, n]) * h[i, n] + dt[0, t, i] * bm[0, t, n] * x[0, t, i]
+            expected = sum(cm[0, t, n] * h[i, n] for n in range(3)) + d[i] * x[0, t, i]
+            assert torch.isclose(y[0, t, i], expected, atol=1e-5)
+    assert torch.allclose(h_last[0], h, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 16, 64])
+def test_the_parallel_scan_equals_the_loop(chunk):
+    from stillmotion.temporal.scan import selective_scan_loop, selective_scan_parallel
+
+    x, dt, a, bm, cm, d, h0 = _scan_inputs()
+    for start in (None, h0):
+        y_loop, h_loop = selective_scan_loop(x, dt, a, bm, cm, d, start)
+        y_par, h_par = selective_scan_parallel(x, dt, a, bm, cm, d, start, chunk=chunk)
+        assert torch.allclose(y_par, y_loop, atol=1e-5) and torch.allclose(h_par, h_loop, atol=1e-5)
+
+
+def test_causal_attention_streams_past_its_window():
+    torch.manual_seed(0)
+    core = build("causal-attention", 8, window=3).eval()
+    x = torch.randn(2, 9, 4, 8)
+    state = core.init_state(2, 4)
+    steps = []
+    for t in range(9):
+        y, state = core.step(x[:, t], state)
+        steps.append(y)
+    assert torch.allclose(torch.stack(steps, 1), core(x), atol=1e-5)
+    changed = x.clone()
+    changed[:, 0] += 10 * torch.randn(2, 4, 8)  # frame 0 lies outside the window of frames >= 3 (one layer: 2 frames back)
+    one = build("causal-attention", 8, window=3, layers=1).eval()
+    assert torch.allclose(one(changed)[:, 3:], one(x)[:, 3:], atol=1e-5)
+    assert not torch.allclose(one(changed)[:, 2], one(x)[:, 2], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_few_training_steps_lower_a_loss_on_a_temporal_target(name):
+    torch.manual_seed(0)
+    core = build(name, 8)
+    head = torch.nn.Linear(core.out_dim, 1)
+    x = torch.randn(4, 6, 4, 8)
+    target = x[..., :1] + 0.5 * torch.cat([torch.zeros_like(x[:, :1, :, :1]), x[:, :-1, :, 1:2]], 1)
+    params = list(core.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.mse_loss(head(core(x)), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses[::5]

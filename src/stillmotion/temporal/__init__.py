@@ -7,12 +7,23 @@ from typing import Callable
 from stillmotion.temporal.base import TemporalCore
 from stillmotion.temporal.baselines import Identity, MeanOverTime
 from stillmotion.temporal.gru import TokenGRU
+from stillmotion.temporal.mamba import TokenMamba
+from stillmotion.temporal.mix import GatedMambaMix, MambaMix
+from stillmotion.temporal.attention import CausalAttention
+from stillmotion.temporal.rvm import RVMCore
+from stillmotion.temporal.tmm import TMM
 
 #: name -> class(dim, **kw). A new core is one module plus one line here.
 REGISTRY: dict[str, Callable[..., TemporalCore]] = {
     "identity": Identity,
     "mean": MeanOverTime,
     "gru": TokenGRU,
+    "mamba": TokenMamba,
+    "mmix": MambaMix,
+    "gmmix": GatedMambaMix,
+    "rvm": RVMCore,
+    "tmm": TMM,
+    "causal-attention": CausalAttention,
 }
 
 

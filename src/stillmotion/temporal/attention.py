@@ -1,0 +1,82 @@
+"""Causal attention over time, per token: each token position attends to its own last `window`
+frames (itself included), with a learned bias per head and frame offset. A familiar baseline;
+streaming keeps a rolling cache of each layer's last window - 1 keys and values."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from stillmotion.temporal.base import TemporalCore
+from stillmotion.temporal.layers import MLP
+
+
+class WindowAttention(nn.Module):
+    """Pre-norm residual attention over the last `window` steps, then an MLP. x: (B', L, D)."""
+
+    def __init__(self, dim: int, heads: int, window: int):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.offset_bias = nn.Parameter(torch.zeros(heads, window))
+        self.mlp = MLP(dim)
+
+    def _split(self, x):
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        return (rearrange(a, "b l (h e) -> b h l e", h=self.heads) for a in (q, k, v))
+
+    def _attend(self, q, k, v, offsets):
+        """offsets (Lq, Lk): how many steps key j lies before query i; allowed in 0..window-1."""
+        allowed = (offsets >= 0) & (offsets < self.window)
+        bias = self.offset_bias[:, offsets.clamp(0, self.window - 1)]  # (H, Lq, Lk)
+        bias = bias.masked_fill(~allowed, float("-inf"))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])
+        return self.proj(rearrange(out, "b h l e -> b l (h e)"))
+
+    def forward(self, x):
+        q, k, v = self._split(x)
+        pos = torch.arange(x.shape[1], device=x.device)
+        x = x + self._attend(q, k, v, pos[:, None] - pos[None, :])
+        return x + self.mlp(self.norm2(x))
+
+    def step(self, x_t, cache):
+        """x_t (B', D); cache (k, v) each (B', H, <= window - 1, E)."""
+        q, k, v = self._split(x_t[:, None])
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        offsets = torch.arange(k.shape[2] - 1, -1, -1, device=x_t.device)[None]
+        y = x_t + self._attend(q, k, v, offsets)[:, 0]
+        keep = self.window - 1
+        return y + self.mlp(self.norm2(y)), (k[:, :, k.shape[2] - keep :], v[:, :, v.shape[2] - keep :])
+
+
+class CausalAttention(TemporalCore):
+    """(B, T, N, D) -> (B, T, N, D): `layers` windowed causal attention blocks per token, then LN."""
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 4, window: int = 16):
+        super().__init__()
+        self.out_dim, self.heads = dim, heads
+        self.blocks = nn.ModuleList(WindowAttention(dim, heads, window) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x, mask=None):
+        b = x.shape[0]
+        y = rearrange(x, "b t n d -> (b n) t d")
+        for block in self.blocks:
+            y = block(y)
+        return rearrange(self.norm(y), "(b n) t d -> b t n d", b=b)
+
+    def init_state(self, batch, tokens, device="cpu"):
+        empty = torch.zeros(batch * tokens, self.heads, 0, self.out_dim // self.heads, device=device)
+        return [(empty, empty) for _ in self.blocks]
+
+    def step(self, x_t, state):
+        b = x_t.shape[0]
+        y, new = rearrange(x_t, "b n d -> (b n) d"), []
+        for block, cache in zip(self.blocks, state):
+            y, cache = block.step(y, cache)
+            new.append(cache)
+        return rearrange(self.norm(y), "(b n) d -> b n d", b=b), new

@@ -1,0 +1,117 @@
+"""Mamba (Gu & Dao 2023) over time, and the M core: per token, a stack of Mamba blocks.
+
+The mixer: in-projection to 2E (E = expand * D), a causal depthwise conv1d (kernel 4) + SiLU,
+input-dependent dt (through a rank-R bottleneck, softplus), B and C; diagonal A = -exp(A_log);
+the selective scan; gated by SiLU(z); out-projection. Its streaming state is the conv's last
+kernel - 1 inputs and the scan's h.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from stillmotion.temporal.base import TemporalCore
+from stillmotion.temporal.scan import selective_scan
+
+
+class MambaMixer(nn.Module):
+    """x (B, L, D) -> (B, L, D); `step(x_t (B, D), state)` for one step."""
+
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 2, d_conv: int = 4,
+                 dt_min: float = 1e-3, dt_max: float = 0.1):
+        super().__init__()
+        inner = expand * dim
+        self.inner, self.d_state, self.d_conv = inner, d_state, d_conv
+        self.dt_rank = math.ceil(dim / 16)
+        self.in_proj = nn.Linear(dim, 2 * inner, bias=False)
+        self.conv = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, inner)
+        dt = torch.exp(torch.rand(inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus(bias) = dt
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1))
+        self.D = nn.Parameter(torch.ones(inner))
+        self.out_proj = nn.Linear(inner, dim, bias=False)
+
+    def _ssm_inputs(self, u):
+        """u (..., E) after the conv -> dt (..., E), B (..., S), C (..., S)."""
+        dt, b, c = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), b, c
+
+    def forward(self, x):
+        length = x.shape[1]
+        u, z = self.in_proj(x).chunk(2, dim=-1)
+        u = F.silu(self.conv(u.transpose(1, 2))[..., :length].transpose(1, 2))
+        dt, b, c = self._ssm_inputs(u)
+        y, _ = selective_scan(u, dt, -torch.exp(self.A_log), b, c, self.D)
+        return self.out_proj(y * F.silu(z))
+
+    def init_state(self, batch: int, device=None):
+        return (torch.zeros(batch, self.inner, self.d_conv - 1, device=device),
+                torch.zeros(batch, self.inner, self.d_state, device=device))
+
+    def step(self, x_t, state):
+        conv_state, h = state
+        u, z = self.in_proj(x_t).chunk(2, dim=-1)
+        window = torch.cat([conv_state, u[:, :, None]], dim=-1)  # (B, E, kernel)
+        u = F.silu((window * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)
+        dt, b, c = self._ssm_inputs(u)
+        h = torch.exp(dt[:, :, None] * -torch.exp(self.A_log)) * h + (dt[:, :, None] * b[:, None]) * u[:, :, None]
+        y = (h * c[:, None]).sum(-1) + self.D * u
+        return self.out_proj(y * F.silu(z)), (window[..., 1:], h)
+
+
+class MambaBlock(nn.Module):
+    """Pre-norm residual: x + Dropout(Mamba(LN(x))), over (B, L, D)."""
+
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.mixer = MambaMixer(dim, d_state, expand)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return x + self.drop(self.mixer(self.norm(x)))
+
+    def init_state(self, batch, device=None):
+        return self.mixer.init_state(batch, device)
+
+    def step(self, x_t, state):
+        y, state = self.mixer.step(self.norm(x_t), state)
+        return x_t + self.drop(y), state
+
+
+class TokenMamba(TemporalCore):
+    """M: every token position its own sequence over time through `layers` Mamba blocks (weights
+    shared by the B*N sequences), then a LayerNorm. (B, T, N, D) -> (B, T, N, D)."""
+
+    def __init__(self, dim: int, layers: int = 2, d_state: int = 16, expand: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.out_dim = dim
+        self.blocks = nn.ModuleList(MambaBlock(dim, d_state, expand, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x, mask=None):
+        b = x.shape[0]
+        y = rearrange(x, "b t n d -> (b n) t d")
+        for block in self.blocks:
+            y = block(y)
+        return rearrange(self.norm(y), "(b n) t d -> b t n d", b=b)
+
+    def init_state(self, batch, tokens, device="cpu"):
+        return [block.init_state(batch * tokens, device) for block in self.blocks]
+
+    def step(self, x_t, state):
+        b = x_t.shape[0]
+        y = rearrange(x_t, "b n d -> (b n) d")
+        new = []
+        for block, s in zip(self.blocks, state):
+            y, s = block.step(y, s)
+            new.append(s)
+        return rearrange(self.norm(y), "(b n) d -> b n d", b=b), new
