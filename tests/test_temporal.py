@@ -130,3 +130,17 @@ def test_a_few_training_steps_lower_a_loss_on_a_temporal_target(name):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses[::5]
+
+
+def test_summary_counts_parameters_flops_and_state(capsys):
+    from stillmotion.cli import main
+    from stillmotion.temporal.summary import summarize
+
+    gru = summarize("gru", 8, 4, hidden=6)
+    assert gru["parameters"] == 2 * 8 + 3 * 6 * (8 + 6) + 2 * 3 * 6  # LayerNorm + GRU weights and biases
+    assert gru["state_bytes"] == 1 * 4 * 6 * 4  # (layers, B * N, hidden) float32
+    assert gru["flops_per_frame"] == 2 * 4 * 3 * 6 * (8 + 6)  # the two matrix products per token
+    assert summarize("identity", 8, 4) == {"core": "identity", "parameters": 0, "flops_per_frame": 0, "state_bytes": 0}
+    assert main(["temporal", "summary", "--dim", "8", "--tokens", "4", "gru", "mean"]) == 0
+    table = capsys.readouterr().out
+    assert "| gru |" in table and "| mean | 0 | 0.00 | 0.1 |" in table

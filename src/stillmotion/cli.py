@@ -102,6 +102,13 @@ def _extract(args: argparse.Namespace) -> int:
     return code
 
 
+def _temporal_summary(args: argparse.Namespace) -> int:
+    from stillmotion.temporal.summary import summary_table
+
+    print(summary_table(args.dim, args.tokens, args.cores or None))
+    return 0
+
+
 _DTYPE_NAMES = {"fp16": "float16", "fp32": "float32", "int8": "int8"}
 
 
@@ -190,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_source_args(ext)
     ext.set_defaults(func=_extract)
+
+    temporal = sub.add_parser("temporal", help="temporal cores", description="Temporal cores.")
+    temporal_sub = temporal.add_subparsers(dest="temporal_command", metavar="COMMAND", required=True)
+    summary = temporal_sub.add_parser(
+        "summary", help="parameters, FLOPs per frame and state size of each core",
+        description="For each temporal core at its default size: trainable parameters, FLOPs of one streamed "
+        "frame (matrix products and convolutions) and the bytes of its streaming state.")
+    summary.add_argument("--dim", type=_positive, default=112, help="token width D (default: %(default)s, the default encoder's)")
+    summary.add_argument("--tokens", type=_positive, default=64, help="tokens per frame N (default: %(default)s)")
+    summary.add_argument("cores", nargs="*", metavar="CORE", help=f"cores to list (default: all of {', '.join(sorted(CORES))})")
+    summary.set_defaults(func=_temporal_summary)
     return parser
 
 

@@ -1,0 +1,98 @@
+"""Temporal cores on the CPU: the Mamba scan, the cost of a streamed frame, and state size.
+
+Prints key=value lines:
+- `mamba_scan_speedup_T{16,64,256}`: the loop over time / the parallel (doubling) scan, same
+  inputs (128 sequences, E = 224, S = 16: the M core on the default encoder's 8 x 8 tokens of
+  width 112, two clips); `mamba_scan_speedup` is the T = 64 figure (goal >= 5).
+- `<core>_step_over_encoder`: one streamed frame through the core (8 x 8 tokens of width 112,
+  one stream) over one frame through the embedded encoder at 128 px; goal <= 0.10 for a small
+  GMMix (`gmmix_small`: 1 layer).
+- `state_bytes_16`, `state_bytes_1024`: each core's state after 16 and 1,024 frames (equal: a
+  stream's memory does not grow).
+
+    python bench/temporal.py [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from stillmotion.encoders import load
+from stillmotion.runtime import keep_freed_memory
+from stillmotion.temporal import REGISTRY, build
+from stillmotion.temporal.scan import selective_scan_loop, selective_scan_parallel
+from stillmotion.temporal.summary import state_bytes
+
+DIM, TOKENS = 112, 64
+
+
+def best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def scan_inputs(length, seqs=128, e=224, s=16):
+    x = torch.randn(seqs, length, e)
+    dt = torch.nn.functional.softplus(torch.randn(seqs, length, e) - 3)
+    return x, dt, -torch.exp(torch.randn(e, s)), torch.randn(seqs, length, s), torch.randn(seqs, length, s), torch.randn(e)
+
+
+@torch.inference_mode()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    keep_freed_memory()
+    torch.manual_seed(0)
+
+    speedups = {}
+    for length in (16, 64, 256):
+        inputs = scan_inputs(length)
+        speedups[length] = best(lambda: selective_scan_loop(*inputs), args.repeat) / best(
+            lambda: selective_scan_parallel(*inputs), args.repeat)
+
+    encoder = load("efficientnet-lite0")
+    frame = torch.randn(1, 3, 128, 128)
+    encoder_s = best(lambda: [encoder(frame) for _ in range(20)], args.repeat) / 20
+    cores = {name: build(name, DIM).eval() for name in sorted(REGISTRY)}
+    cores["gmmix_small"] = build("gmmix", DIM, layers=1).eval()
+    ratios, sizes = {}, {}
+    x = torch.randn(1, TOKENS, DIM)
+    for name, core in cores.items():
+        state = core.init_state(1, TOKENS)
+        for _ in range(4):
+            _, state = core.step(x, state)
+
+        def twenty_steps(state=state, core=core):
+            for _ in range(20):
+                core.step(x, state)
+
+        ratios[name] = best(twenty_steps, args.repeat) / 20 / encoder_s
+        state = core.init_state(1, TOKENS)
+        for t in range(1024):
+            _, state = core.step(x, state)
+            if t == 15:
+                sizes[name] = [state_bytes(state)]
+        sizes[name].append(state_bytes(state))
+
+    print(f"encoder_ms_per_frame={encoder_s * 1e3:.2f}")
+    for length, value in speedups.items():
+        print(f"mamba_scan_speedup_T{length}={value:.2f}")
+    print(f"mamba_scan_speedup={speedups[64]:.2f}")
+    for name, value in ratios.items():
+        print(f"{name.replace('-', '_')}_step_over_encoder={value:.3f}")
+    for name, (at16, at1024) in sizes.items():
+        print(f"{name.replace('-', '_')}_state_bytes_16={at16} {name.replace('-', '_')}_state_bytes_1024={at1024}")
+    print(f"state_bytes_16={sum(s[0] for s in sizes.values())}")
+    print(f"state_bytes_1024={sum(s[1] for s in sizes.values())}")
+
+
+if __name__ == "__main__":
+    main()
