@@ -27,6 +27,7 @@ from safetensors.numpy import save_file
 from stillmotion.cache.quantize import dequantize_int8, quantize_int8
 
 DTYPES = ("float16", "float32", "int8")
+_DEFAULTS = {"dtype": "float16", "views": 1}  # what a meta without these keys means
 _NUMPY = {"float16": np.float16, "float32": np.float32}
 
 
@@ -54,7 +55,7 @@ class TokenStore:
         elif meta is None:
             raise FileNotFoundError(f"{self.path}: no token cache here (no meta.json); run `stillmotion extract` first")
         else:
-            self.meta = {"dtype": "float16", "views": 1, **meta}
+            self.meta = {**_DEFAULTS, **meta}
             if self.meta["dtype"] not in DTYPES:
                 raise ValueError(f"{self.path}: dtype must be one of {DTYPES}, got {self.meta['dtype']!r}")
             self.videos_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,7 @@ class TokenStore:
         self.num_views = int(self.meta.get("views", 1))
 
     def _check(self, meta: dict) -> None:
-        wanted = {"dtype": "float16", "views": 1, **meta}
+        wanted = {**_DEFAULTS, **meta}
         diff = [
             f"{k}: cache has {self.meta.get(k)!r}, asked for {v!r}"
             for k, v in sorted(wanted.items())

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from stillmotion.temporal.base import TemporalCore
-from stillmotion.temporal.layers import MLP
+from stillmotion.temporal.layers import MLP, TokenStack
 
 
 class WindowAttention(nn.Module):
@@ -43,6 +42,11 @@ class WindowAttention(nn.Module):
         x = x + self._attend(q, k, v, pos[:, None] - pos[None, :])
         return x + self.mlp(self.norm2(x))
 
+    def init_state(self, sequences, device="cpu"):
+        """An empty cache of keys and values, each (B', H, 0, E)."""
+        empty = torch.zeros(sequences, self.heads, 0, self.proj.in_features // self.heads, device=device)
+        return empty, empty
+
     def step(self, x_t, cache):
         """x_t (B', D); cache (k, v) each (B', H, <= window - 1, E)."""
         q, k, v = self._split(x_t[:, None])
@@ -53,30 +57,8 @@ class WindowAttention(nn.Module):
         return y + self.mlp(self.norm2(y)), (k[:, :, k.shape[2] - keep :], v[:, :, v.shape[2] - keep :])
 
 
-class CausalAttention(TemporalCore):
+class CausalAttention(TokenStack):
     """(B, T, N, D) -> (B, T, N, D): `layers` windowed causal attention blocks per token, then LN."""
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 4, window: int = 16):
-        super().__init__()
-        self.out_dim, self.heads = dim, heads
-        self.blocks = nn.ModuleList(WindowAttention(dim, heads, window) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x, mask=None):
-        b = x.shape[0]
-        y = rearrange(x, "b t n d -> (b n) t d")
-        for block in self.blocks:
-            y = block(y)
-        return rearrange(self.norm(y), "(b n) t d -> b t n d", b=b)
-
-    def init_state(self, batch, tokens, device="cpu"):
-        empty = torch.zeros(batch * tokens, self.heads, 0, self.out_dim // self.heads, device=device)
-        return [(empty, empty) for _ in self.blocks]
-
-    def step(self, x_t, state):
-        b = x_t.shape[0]
-        y, new = rearrange(x_t, "b n d -> (b n) d"), []
-        for block, cache in zip(self.blocks, state):
-            y, cache = block.step(y, cache)
-            new.append(cache)
-        return rearrange(self.norm(y), "(b n) d -> b n d", b=b), new
+        super().__init__(dim, [WindowAttention(dim, heads, window) for _ in range(layers)])

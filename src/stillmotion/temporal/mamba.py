@@ -12,10 +12,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
-from stillmotion.temporal.base import TemporalCore
+from stillmotion.temporal.layers import TokenStack
 from stillmotion.temporal.scan import selective_scan
 
 
@@ -87,31 +86,8 @@ class MambaBlock(nn.Module):
         return x_t + self.drop(y), state
 
 
-class TokenMamba(TemporalCore):
-    """M: every token position its own sequence over time through `layers` Mamba blocks (weights
-    shared by the B*N sequences), then a LayerNorm. (B, T, N, D) -> (B, T, N, D)."""
+class TokenMamba(TokenStack):
+    """M: per token, `layers` Mamba blocks over time, then a LayerNorm. (B, T, N, D) -> (B, T, N, D)."""
 
     def __init__(self, dim: int, layers: int = 2, d_state: int = 16, expand: int = 2, dropout: float = 0.1):
-        super().__init__()
-        self.out_dim = dim
-        self.blocks = nn.ModuleList(MambaBlock(dim, d_state, expand, dropout) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x, mask=None):
-        b = x.shape[0]
-        y = rearrange(x, "b t n d -> (b n) t d")
-        for block in self.blocks:
-            y = block(y)
-        return rearrange(self.norm(y), "(b n) t d -> b t n d", b=b)
-
-    def init_state(self, batch, tokens, device="cpu"):
-        return [block.init_state(batch * tokens, device) for block in self.blocks]
-
-    def step(self, x_t, state):
-        b = x_t.shape[0]
-        y = rearrange(x_t, "b n d -> (b n) d")
-        new = []
-        for block, s in zip(self.blocks, state):
-            y, s = block.step(y, s)
-            new.append(s)
-        return rearrange(self.norm(y), "(b n) d -> b n d", b=b), new
+        super().__init__(dim, [MambaBlock(dim, d_state, expand, dropout) for _ in range(layers)])
