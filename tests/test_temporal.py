@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stillmotion.heads.classifier import StreamingClassifier
-from stillmotion.temporal import REGISTRY, build
+from stillmotion.temporal import REGISTRY, SIZES, build
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -42,6 +42,17 @@ def test_gru_core_sees_order():
     core = build("gru", 4, hidden=6)
     x = torch.randn(1, 6, 3, 4)
     assert not torch.allclose(core(x.flip(1))[:, -1], core(x)[:, -1], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(set(REGISTRY) - {"identity", "mean"}))
+def test_named_sizes_grow_and_keywords_override_them(name):
+    counts = [sum(p.numel() for p in build(name, 16, size=size).parameters()) for size in SIZES]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    assert sum(p.numel() for p in build(name, 16).parameters()) == counts[list(SIZES).index("small")]
+    core = build("gmmix", 16, size="base", layers=1)
+    assert len(core.temporal) == 1 and core.spatial[0].attn.num_heads == 8
+    with pytest.raises(ValueError, match="unknown core size 'huge'.*tiny"):
+        build(name, 16, size="huge")
 
 
 def test_unknown_core_is_named():

@@ -105,7 +105,7 @@ def _extract(args: argparse.Namespace) -> int:
 def _temporal_summary(args: argparse.Namespace) -> int:
     from stillmotion.temporal.summary import summary_table
 
-    print(summary_table(args.dim, args.tokens, args.cores or None))
+    print(summary_table(args.dim, args.tokens, args.cores or None, size=args.size))
     return 0
 
 
@@ -122,6 +122,7 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from stillmotion import __version__
     from stillmotion.temporal import REGISTRY as CORES
+    from stillmotion.temporal import SIZES
 
     parser = argparse.ArgumentParser(
         prog="stillmotion",
@@ -202,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     temporal_sub = temporal.add_subparsers(dest="temporal_command", metavar="COMMAND", required=True)
     summary = temporal_sub.add_parser(
         "summary", help="parameters, FLOPs per frame and state size of each core",
-        description="For each temporal core at its default size: trainable parameters, FLOPs of one streamed "
+        description="For each temporal core at a named size: trainable parameters, FLOPs of one streamed "
         "frame (matrix products and convolutions) and the bytes of its streaming state.")
+    summary.add_argument("--size", choices=list(SIZES), default="small",
+                         help="named size of every core (default: %(default)s, the constructors' defaults)")
     summary.add_argument("--dim", type=_positive, default=112, help="token width D (default: %(default)s, the default encoder's)")
     summary.add_argument("--tokens", type=_positive, default=64, help="tokens per frame N (default: %(default)s)")
     summary.add_argument("cores", nargs="*", metavar="CORE", help=f"cores to list (default: all of {', '.join(sorted(CORES))})")

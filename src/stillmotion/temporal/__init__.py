@@ -11,6 +11,7 @@ from stillmotion.temporal.mamba import TokenMamba
 from stillmotion.temporal.mix import GatedMambaMix, MambaMix
 from stillmotion.temporal.attention import CausalAttention
 from stillmotion.temporal.rvm import RVMCore
+from stillmotion.temporal.sizes import SIZES, size_kwargs
 from stillmotion.temporal.tmm import TMM
 
 #: name -> class(dim, **kw). A new core is one module plus one line here.
@@ -27,11 +28,12 @@ REGISTRY: dict[str, Callable[..., TemporalCore]] = {
 }
 
 
-def build(name: str, dim: int, **kw) -> TemporalCore:
-    """Build a temporal core by name for tokens of width `dim`."""
+def build(name: str, dim: int, size: str = "small", **kw) -> TemporalCore:
+    """Build a temporal core by name for tokens of width `dim`, at a named size (see
+    `temporal.sizes`); keywords override the size's settings."""
     if name not in REGISTRY:
         raise ValueError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](dim, **kw)
+    return REGISTRY[name](dim, **{**size_kwargs(name, size), **kw})
 
 
-__all__ = ["REGISTRY", "TemporalCore", "build"]
+__all__ = ["REGISTRY", "SIZES", "TemporalCore", "build"]

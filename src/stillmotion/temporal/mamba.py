@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stillmotion.temporal.layers import TokenStack
-from stillmotion.temporal.scan import selective_scan
+from stillmotion.temporal.scan import scan_step, selective_scan
 
 
 class MambaMixer(nn.Module):
@@ -52,18 +52,18 @@ class MambaMixer(nn.Module):
         return self.out_proj(y * F.silu(z))
 
     def init_state(self, batch: int, device=None):
-        return (torch.zeros(batch, self.inner, self.d_conv - 1, device=device),
+        """The conv's last inputs, time first (kernel - 1, B, E), and the scan's h (B, E, S)."""
+        return (torch.zeros(self.d_conv - 1, batch, self.inner, device=device),
                 torch.zeros(batch, self.inner, self.d_state, device=device))
 
     def step(self, x_t, state):
         conv_state, h = state
         u, z = self.in_proj(x_t).chunk(2, dim=-1)
-        window = torch.cat([conv_state, u[:, :, None]], dim=-1)  # (B, E, kernel)
-        u = F.silu((window * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)
+        window = torch.cat([conv_state, u[None]])  # (kernel, B, E): time first keeps both ops contiguous
+        u = F.silu((window * self.conv.weight[:, 0].T[:, None]).sum(0) + self.conv.bias)
         dt, b, c = self._ssm_inputs(u)
-        h = torch.exp(dt[:, :, None] * -torch.exp(self.A_log)) * h + (dt[:, :, None] * b[:, None]) * u[:, :, None]
-        y = (h * c[:, None]).sum(-1) + self.D * u
-        return self.out_proj(y * F.silu(z)), (window[..., 1:], h)
+        y, h = scan_step(u, dt, -torch.exp(self.A_log), b.contiguous(), c.contiguous(), self.D, h)
+        return self.out_proj(y * F.silu(z)), (window[1:], h)
 
 
 class MambaBlock(nn.Module):

@@ -32,8 +32,10 @@ class MambaMix(TemporalCore):
     def _mix(self, i, z, h):
         if self.gates is None:
             return h
-        u = torch.sigmoid(self.gates[i](torch.cat([z, h], dim=-1)))
-        return (1 - u) * z + u * h
+        gate = self.gates[i]  # W [z ; h] + b, as W_z z + W_h h + b without building [z ; h]
+        w_z, w_h = gate.weight.split(z.shape[-1], dim=1)
+        u = torch.sigmoid(torch.addmm(gate.bias, h.flatten(0, -2), w_h.T).view_as(z) + z @ w_z.T)
+        return torch.lerp(z, h, u)  # (1 - u) * z + u * h
 
     def forward(self, x, mask=None):
         b, t, n, _ = x.shape

@@ -34,9 +34,9 @@ def summarize(name: str, dim: int, tokens: int, warmup: int = 4, **kw) -> dict:
             "flops_per_frame": counter.get_total_flops(), "state_bytes": state_bytes(state)}
 
 
-def summary_table(dim: int, tokens: int, names: list[str] | None = None) -> str:
-    rows = [summarize(n, dim, tokens) for n in (names or sorted(REGISTRY))]
-    lines = [f"temporal cores at width {dim}, {tokens} tokens per frame, one stream:",
+def summary_table(dim: int, tokens: int, names: list[str] | None = None, size: str = "small") -> str:
+    rows = [summarize(n, dim, tokens, size=size) for n in (names or sorted(REGISTRY))]
+    lines = [f"temporal cores ({size}) at width {dim}, {tokens} tokens per frame, one stream:",
              "| core | parameters | MFLOPs per frame | state (KiB) |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['core']} | {r['parameters']:,} | {r['flops_per_frame'] / 1e6:.2f} | {r['state_bytes'] / 1024:.1f} |"
               for r in rows]
