@@ -22,8 +22,10 @@ def test_folder_per_class(tmp_path):
     (tmp_path / "run" / "notes.txt").write_text("not a video")
     samples = src.load_samples(tmp_path)
     assert [(s.id, s.label) for s in samples] == [("run/sub/b", "run"), ("walk/a", "walk")]
+    assert [(s.id, s.label) for s in src.folder(tmp_path / "walk")] == [("a", None)]  # loose videos: unlabelled
+    (tmp_path / "empty").mkdir()
     with pytest.raises(src.ManifestError, match="no videos"):
-        src.folder(tmp_path / "walk")
+        src.folder(tmp_path / "empty")
 
 
 def test_csv_manifest(tmp_path):
@@ -121,7 +123,7 @@ def test_data_check_reports_counts_missing_undecodable_and_exits_3(tmp_path):
 
     clean = subprocess.run([sys.executable, "-m", "stillmotion.cli", "data", "check", str(tmp_path / "d" / "a"),
                             "--format", "folder", "--quiet"], capture_output=True, text=True, cwd=tmp_path)
-    assert clean.returncode == 2 and "no videos" in clean.stderr  # 'a' holds files, not class folders
+    assert clean.returncode == 0 and "2 samples: 2 readable" in clean.stdout  # loose videos, unlabelled
     ok = subprocess.run([sys.executable, "-m", "stillmotion.cli", "data", "check", str(tmp_path / "d"), "--quiet",
                          "--failures", str(tmp_path / "f2.jsonl")], capture_output=True, text=True)
     assert ok.returncode == 3 and "3 readable" in ok.stdout

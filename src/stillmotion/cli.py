@@ -21,7 +21,10 @@ def _demo(args: argparse.Namespace) -> int:
         size=args.size, frames=args.frames, train_per_class=args.train_per_class,
         val_per_class=args.val_per_class, test_per_class=args.test_per_class, seed=args.seed,
     )
-    cfg = DemoConfig(task=task, core=args.core, core_hidden=args.hidden,
+    if args.hidden is not None and args.core != "gru":
+        raise SystemExit(f"stillmotion demo: --hidden sets the gru core's width; size {args.core} with --core-size")
+    core_kw = {} if args.hidden is None else {"hidden": args.hidden}
+    cfg = DemoConfig(task=task, core=args.core, core_size=args.core_size, core_kw=core_kw,
                      train=TrainConfig(epochs=args.epochs, seed=args.seed))
     report = run_demo(args.out, cfg, progress=not args.quiet)
     out = Path(args.out)
@@ -102,6 +105,54 @@ def _extract(args: argparse.Namespace) -> int:
     return code
 
 
+def _train(args: argparse.Namespace) -> int:
+    from stillmotion.train.config import load_config
+    from stillmotion.train.trainer import train
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    result = train(cfg, out, progress=not args.quiet)
+    if dist_main():
+        _print_result(result, out)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from stillmotion.train import checkpoint
+    from stillmotion.train.trainer import Trainer
+
+    found = checkpoint.resolve(args.run)
+    cfg = checkpoint.load_config(found)
+    if args.data:
+        cfg = replace(cfg, data=replace(cfg.data, val=args.data))
+    run_dir = found.parent.parent
+    if cfg.data.cache is None:  # the run's own cache
+        cfg = replace(cfg, data=replace(cfg.data, cache=str(run_dir / "cache")))
+    trainer = Trainer(cfg, run_dir, progress=not args.quiet)
+    trainer.model.load_state_dict(checkpoint.load_weights(found))
+    metrics = trainer.evaluate()
+    if dist_main():
+        print(json.dumps({"checkpoint": str(found), "data": cfg.data.val or cfg.data.train, "val": metrics}, indent=2))
+    return 0
+
+
+def dist_main() -> bool:
+    from stillmotion import dist
+
+    return dist.current().is_main
+
+
+def _print_result(result: dict, out: Path) -> None:
+    val = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["val"].items()}
+    print(f"{result['task']} with the {result['core']} core, {result['steps']} steps "
+          f"({result['clips_per_second']:.0f} clips/s): validation {val}")
+    if "delta" in result:
+        print("Delta (pretrained - scratch): " + ", ".join(f"{k} {v:+.4f}" for k, v in result["delta"].items()))
+    print(f"run folder: {out} (metrics.json, log.jsonl, curves.png, tensorboard/, checkpoints/)")
+
+
 def _temporal_summary(args: argparse.Namespace) -> int:
     from stillmotion.temporal.summary import summary_table
 
@@ -141,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="stillmotion-demo", help="output folder (default: %(default)s); reused if it exists")
     demo.add_argument("--core", default="gru", choices=sorted(set(CORES) - {"identity", "mean"}),
                       help="temporal core to compare with the mean baseline (default: %(default)s)")
-    demo.add_argument("--hidden", type=_positive, default=128, help="core width (default: %(default)s)")
+    demo.add_argument("--core-size", choices=list(SIZES), default="small",
+                      help="named size of the core (default: %(default)s)")
+    demo.add_argument("--hidden", type=_positive, help="the gru core's width (default: its size's, 128 when small)")
     demo.add_argument("--epochs", type=_positive, default=15, help="training epochs per model (default: %(default)s)")
     demo.add_argument("--frames", type=_positive, default=12, help="frames per clip (default: %(default)s)")
     demo.add_argument("--size", type=_positive, default=128, help="frame size in pixels, a multiple of 32 (default: %(default)s)")
@@ -198,6 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_source_args(ext)
     ext.set_defaults(func=_extract)
+
+    tr = sub.add_parser(
+        "train", help="train a temporal core and readout on a task",
+        description="Train from a YAML config (see configs/); key=value overrides any setting, e.g. "
+        "data.train=videos/ temporal.name=gmmix train.steps=300. Rerunning with the same --out resumes "
+        "from the last checkpoint. Writes OUT/metrics.json, log.jsonl, curves.png, tensorboard/ and checkpoints/.")
+    tr.add_argument("config", help="YAML config file")
+    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's")
+    tr.add_argument("--out", help="run folder (default: runs/<config name>)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=_train)
+
+    ev = sub.add_parser(
+        "eval", help="evaluate a trained run or checkpoint",
+        description="Score a run's latest checkpoint (or a given checkpoint folder) on its validation data, "
+        "or on --data; prints the metrics as JSON.")
+    ev.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint folder")
+    ev.add_argument("--data", help="a folder or manifest of videos to evaluate on instead")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=_eval)
 
     temporal = sub.add_parser("temporal", help="temporal cores", description="Temporal cores.")
     temporal_sub = temporal.add_subparsers(dest="temporal_command", metavar="COMMAND", required=True)

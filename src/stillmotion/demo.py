@@ -34,7 +34,8 @@ class DemoConfig:
     task: MotionTaskConfig = field(default_factory=MotionTaskConfig)
     encoder: str = DEFAULT_ENCODER
     core: str = "gru"
-    core_hidden: int = 128
+    core_size: str = "small"
+    core_kw: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     gif_clips: int = 4
 
@@ -60,7 +61,8 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
     data = {split: CachedClips(store, [s for s in samples if s.split == split], classes) for split in ("train", "val", "test")}
 
     results = {}
-    for role, core, core_kw in [("baseline", BASELINE_CORE, {}), ("temporal", cfg.core, {"hidden": cfg.core_hidden})]:
+    for role, core, core_kw in [("baseline", BASELINE_CORE, {}),
+                                ("temporal", cfg.core, {"size": cfg.core_size, **cfg.core_kw})]:
         torch.manual_seed(cfg.train.seed)
         model = StreamingClassifier(encoder.dim, len(classes), core=core, core_kw=core_kw).to(device)
         history = fit(model, data["train"], data["val"], cfg.train, desc=f"train {core}", progress=progress)

@@ -52,6 +52,19 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def mean_over_ranks(value: float) -> float:
+    return sum_over_ranks([value])[0] / current().world
+
+
+def gather_objects(items: list) -> list:
+    """Every rank's list, concatenated in rank order, on every rank (picklable items)."""
+    if not dist.is_initialized():
+        return list(items)
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

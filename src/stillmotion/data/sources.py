@@ -47,17 +47,19 @@ def _json(path: Path):
 
 
 def folder(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Sample]:
-    """Videos under ROOT/<class>/ (any depth below the class folder), sorted."""
+    """Videos under ROOT/<class>/ (any depth below the class folder), labelled with the class,
+    and videos directly in ROOT, unlabelled (for self-supervised tasks); sorted."""
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"{root}: not a folder")
-    samples = []
+    samples = [Sample(id=video.stem, path=str(video))
+               for video in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in extensions)]
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for video in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in extensions):
             rel = video.relative_to(root)
             samples.append(Sample(id=str(rel.with_suffix("")), path=str(video), label=class_dir.name))
     if not samples:
-        raise ManifestError(f"{root}: no videos ({', '.join(extensions)}) in class folders ROOT/<class>/")
+        raise ManifestError(f"{root}: no videos ({', '.join(extensions)}) in it or in class folders ROOT/<class>/")
     return samples
 
 

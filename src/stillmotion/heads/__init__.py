@@ -1,5 +1,7 @@
-"""Readouts from temporal-core tokens to outputs."""
+"""Readouts from temporal-core tokens to outputs, and the model that joins core and readout."""
 
 from stillmotion.heads.attentive import AttentiveProbe
+from stillmotion.heads.linear import LinearProbe
+from stillmotion.heads.model import VideoModel, last_real
 
-__all__ = ["AttentiveProbe"]
+__all__ = ["AttentiveProbe", "LinearProbe", "VideoModel", "last_real"]

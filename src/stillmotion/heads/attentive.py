@@ -38,8 +38,14 @@ class AttentiveProbe(nn.Module):
             emb = rearrange(emb, "1 d t -> 1 t 1 d")
         return emb
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D) or (B, T, N, D); in clip mode `mask` (B, T) marks real frames (padding
+        is not attended to)."""
+        keep = None
         if x.ndim == 4:
+            n = x.shape[2]
+            if mask is not None:
+                keep = mask.repeat_interleave(n, dim=1)[:, None, None, :]  # (B, 1, 1, T * N)
             x = rearrange(self.norm(x) + self._time_embed(x.shape[1]), "b t n d -> b (t n) d")
         else:
             x = self.norm(x)
@@ -48,7 +54,7 @@ class AttentiveProbe(nn.Module):
         q = rearrange(self.queries, "q (h e) -> 1 h q e", h=heads).expand(b, -1, -1, -1)
         k = rearrange(self.k(x), "b n (h e) -> b h n e", h=heads)
         v = rearrange(self.v(x), "b n (h e) -> b h n e", h=heads)
-        attn = rearrange(F.scaled_dot_product_attention(q, k, v), "b h q e -> b q (h e)")
+        attn = rearrange(F.scaled_dot_product_attention(q, k, v, attn_mask=keep), "b h q e -> b q (h e)")
         token = self.queries + self.proj(attn)
         token = token + self.mlp(token)
         return self.out(token.flatten(1))

@@ -1,0 +1,74 @@
+"""A temporal core and a readout over frozen-encoder tokens: the model every task trains.
+
+- "classes" tasks: in `stream` mode the readout sees one frame's N output tokens at a time and
+  the clip's answer is its last real frame's (the streaming protocol); in `clip` mode it sees
+  all T x N tokens at once.
+- "tokens" tasks (masked-token prediction): frames marked `hide` are replaced by a learned mask
+  token before the core, and a per-token Linear maps the core's output back to token width.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from stillmotion.heads.attentive import AttentiveProbe
+from stillmotion.heads.linear import LinearProbe
+from stillmotion.temporal import build
+
+
+def last_real(per_frame: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, T, C) per-frame outputs -> (B, C) at each clip's last real frame."""
+    if mask is None:
+        return per_frame[:, -1]
+    idx = mask.long().sum(1).clamp(min=1) - 1
+    return per_frame[torch.arange(len(per_frame)), idx]
+
+
+class VideoModel(nn.Module):
+    def __init__(self, dim: int, kind: str, num_outputs: int, core: str = "gru", size: str = "small",
+                 core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
+                 heads: int = 4, queries: int = 1, max_frames: int = 16):
+        super().__init__()
+        self.kind, self.mode = kind, mode
+        self.core = build(core, dim, size=size, **(core_kw or {}))
+        width = self.core.out_dim
+        if kind == "tokens":
+            self.mask_token = nn.Parameter(torch.zeros(dim))
+            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
+        elif head == "attentive":
+            self.head = AttentiveProbe(width, num_outputs, num_queries=queries, num_heads=heads, max_frames=max_frames)
+        elif head == "linear":
+            self.head = LinearProbe(width, num_outputs)
+        else:
+            raise ValueError(f"unknown head {head!r}; choose attentive or linear")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None):
+        """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
+        "tokens" (with `hide` (B, T): the frames to replace by the mask token)."""
+        if self.kind == "tokens":
+            if hide is not None:
+                x = torch.where(hide[:, :, None, None], self.mask_token.to(x.dtype), x)
+            return self.head(self.core(x, mask))
+        y = self.core(x, mask)
+        if self.mode == "clip":
+            return self.head(y, mask)
+        return last_real(self.per_frame(y), mask)
+
+    def per_frame(self, y: torch.Tensor) -> torch.Tensor:
+        """The readout on each frame's core tokens alone: (B, T, N, D') -> (B, T, C)."""
+        b = y.shape[0]
+        return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) c -> b t c", b=b)
+
+    @torch.no_grad()
+    def stream(self, x: torch.Tensor) -> torch.Tensor:
+        """One frame at a time through the core's `step`: x (B, T, N, D) -> (B, T, C), the
+        prediction after each frame (stream mode)."""
+        b, t, n, _ = x.shape
+        state = self.core.init_state(b, n, x.device)
+        out = []
+        for i in range(t):
+            y, state = self.core.step(x[:, i], state)
+            out.append(self.head(y))
+        return torch.stack(out, 1)

@@ -1,0 +1,81 @@
+"""Checkpoints: RUN_DIR/checkpoints/step_00000100/ holds `model.safetensors` (the weights),
+`training.pt` (optimizer, scheduler, step and every random generator's state) and `config.yaml`;
+RUN_DIR/checkpoints/latest names the newest. A checkpoint is written to a temporary folder and
+renamed into place, so a kill never leaves a half-written one behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from stillmotion.train.config import Config, from_yaml, to_yaml
+
+WEIGHTS, TRAINING, CONFIG = "model.safetensors", "training.pt", "config.yaml"
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config) -> Path:
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp_step_{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng_state()}, tmp / TRAINING)
+    (tmp / CONFIG).write_text(to_yaml(cfg))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer = root / ".latest.tmp"
+    pointer.write_text(final.name)
+    os.replace(pointer, root / "latest")
+    return final
+
+
+def latest(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    return path if (path / WEIGHTS).is_file() else None
+
+
+def resolve(path: str | Path) -> Path:
+    """A run folder or a checkpoint folder -> the checkpoint folder; errors say what was found."""
+    path = Path(path)
+    if (path / WEIGHTS).is_file():
+        return path
+    found = latest(path)
+    if found is None:
+        raise FileNotFoundError(f"{path}: neither a checkpoint (no {WEIGHTS}) nor a run folder with checkpoints/latest; "
+                                "give the --out folder of a `stillmotion train` run")
+    return found
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    return load_file(str(resolve(path) / WEIGHTS))
+
+
+def load_config(path: str | Path) -> Config:
+    return from_yaml((resolve(path) / CONFIG).read_text())
+
+
+def load_training(checkpoint: Path) -> dict:
+    return torch.load(checkpoint / TRAINING, weights_only=False)

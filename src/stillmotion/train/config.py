@@ -1,0 +1,185 @@
+"""Run configuration: a YAML file checked against a schema, then `key=value` overrides.
+
+The schema is the dataclasses below, read through OmegaConf: a key the schema does not have or a
+value of the wrong type is a `ConfigError` that names the key (`optim.lr`) and the file.
+
+    cfg = load_config("configs/cpu/prp.yaml", ["data.train=videos/", "train.steps=200"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config file or override the schema refuses; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    train: str = MISSING  # a folder of videos or a manifest (any format `stillmotion data check` reads)
+    val: Optional[str] = None  # the same; None: the train videos (self-supervised pretexts) or split "val"
+    format: str = "auto"
+    cache: Optional[str] = None  # token cache folder; None: RUN_DIR/cache. Missing videos are extracted into it
+    encoder: str = "efficientnet-lite0"
+    size: Optional[int] = None  # encoder input size; None: the encoder's default
+    fps: Optional[float] = None  # resample videos to this rate before encoding; None keeps every frame
+    views: int = 0  # augmented views cached per video besides the plain one
+    pool_space: Optional[int] = None  # average-pool each frame's token grid to s x s (AdViSe's SFU)
+    pool_channels: Optional[int] = None  # and/or the token width to c
+    dtype: str = "float16"
+    frames: int = 8  # frames per clip
+    clips_per_video: int = 4  # training clips drawn per video per epoch
+    online: bool = False  # encode through the frozen encoder at every step, with pixel augmentation
+
+
+@dataclass
+class TemporalConfig:
+    name: str = "gru"
+    size: str = "small"
+    kw: dict[str, Any] = field(default_factory=dict)  # constructor keywords over the size's
+
+
+@dataclass
+class HeadConfig:
+    name: str = "attentive"  # attentive | linear
+    mode: str = "stream"  # stream: one prediction per frame, the last one answers; clip: all T x N tokens at once
+    heads: int = 4
+    queries: int = 1
+
+
+@dataclass
+class TaskConfig:
+    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens
+    rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
+    jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
+    label_smoothing: float = 0.0
+    mask_ratio: float = 0.5  # masked_tokens: share of frames whose tokens are hidden
+    eval_clips: int = 2  # clips per video at evaluation (temporal crops; their scores are averaged)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 20
+    min_lr: float = 1e-7
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16  # over all ranks
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when present
+    workers: int = 0  # DataLoader workers
+
+
+@dataclass
+class InitConfig:
+    core: Optional[str] = None  # a run folder or checkpoint whose temporal core starts this run
+    compare_scratch: bool = True  # with `core`: also train from scratch and report the Delta
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+
+
+_CHOICES = {
+    "head.name": ("attentive", "linear"),
+    "head.mode": ("stream", "clip"),
+    "data.dtype": ("float16", "float32", "int8"),
+}
+
+
+def _explain(exc: OmegaConfBaseException, where: str) -> ConfigError:
+    key = getattr(exc, "full_key", None) or "?"
+    first = str(exc).splitlines()[0]
+    return ConfigError(f"{where}: {key}: {first}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The schema's defaults, then the YAML file, then `key=value` overrides -> a checked Config."""
+    merged = OmegaConf.structured(Config)
+    try:
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise ConfigError(f"{path}: config file not found")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, str(path)) from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: write it as key=value, e.g. train.steps=100")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, f"override {item!r}") from None
+    missing = sorted(k for k in ("data.train",) if OmegaConf.is_missing(merged, k))
+    if missing:
+        raise ConfigError(f"{path or 'config'}: {', '.join(missing)} must be set (e.g. {missing[0]}=videos/)")
+    cfg: Config = OmegaConf.to_object(merged)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: Config) -> None:
+    """Checks a type cannot express: names from fixed sets, and positive counts."""
+    from stillmotion.tasks import TASKS
+    from stillmotion.temporal import REGISTRY, SIZES
+
+    choices = {**_CHOICES, "task.name": tuple(TASKS), "temporal.name": tuple(REGISTRY),
+               "temporal.size": tuple(SIZES)}
+    for key, allowed in choices.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    for key in ("data.frames", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {getattr(getattr(cfg, section), name)}")
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def from_yaml(text: str) -> Config:
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text)))
+
+
+def differences(a: Config, b: Config, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    flat_a, flat_b = _flatten(OmegaConf.to_container(OmegaConf.structured(a))), _flatten(
+        OmegaConf.to_container(OmegaConf.structured(b)))
+    return sorted(k for k in flat_a.keys() | flat_b.keys() if flat_a.get(k) != flat_b.get(k) and k not in ignore)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "kw":
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,67 @@
+"""What a run records: RUN_DIR/log.jsonl (one JSON object per logged step or evaluation),
+TensorBoard events in RUN_DIR/tensorboard, and RUN_DIR/curves.png at the end. Only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.path = Path(run_dir) / "log.jsonl"
+        self.enabled = enabled
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop records past the checkpoint's step (they will be made again)."""
+        if not (self.enabled and self.path.is_file()):
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, kind: str, values: dict) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, "kind": kind, **values}) + "\n")
+        for key, value in values.items():
+            if isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def records(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+
+def plot_curves(log: RunLog, path: Path, metric: str) -> None:
+    """Training loss and the validation `metric` against step, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = log.records()
+    train = [(r["step"], r["loss"]) for r in records if r["kind"] == "train"]
+    val = [(r["step"], r[metric]) for r in records if r["kind"] == "val" and metric in r]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax_loss.plot(*zip(*train))
+    if val:
+        ax_val.plot(*zip(*val), marker="o")
+    ax_loss.set(title="training loss", xlabel="step")
+    ax_val.set(title=f"validation {metric}", xlabel="step")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

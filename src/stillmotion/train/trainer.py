@@ -1,0 +1,347 @@
+"""One trainer for every core, readout and task: `Trainer(cfg, run_dir).fit()`.
+
+- Data: the videos of `data.train` / `data.val`; their tokens are extracted into the cache once
+  (videos already there are skipped), then every step reads a batch of clips from it; or, with
+  `data.online`, decodes and encodes them at every step with pixel augmentation.
+- Order: epoch e's clips and their order depend only on (seed, e), and a global batch of
+  `train.batch_size` clips is split evenly over the ranks, so a run resumed at step s, or run on
+  any number of processes, sees the same clips at every step.
+- Optimisation: AdamW, linear warmup then cosine to `optim.min_lr`, gradient clipping; bf16
+  autocast on CUDA; DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPU).
+- Records: checkpoints every `train.checkpoint_every` steps and at the end (see `checkpoint`),
+  log.jsonl and TensorBoard (see `logs`), curves.png and metrics.json at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from stillmotion import dist
+from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
+from stillmotion.cache.pool import pool_tokens
+from stillmotion.cache.store import TokenStore
+from stillmotion.data.manifest import Sample, class_names
+from stillmotion.data.sources import load_samples
+from stillmotion.encoders import load as load_encoder
+from stillmotion.heads.model import VideoModel
+from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
+from stillmotion.tasks.masked import MaskedTokens
+from stillmotion.train import checkpoint
+from stillmotion.train.config import Config, ConfigError, differences
+from stillmotion.train.data import CachedClips, OnlineClips, collate, seeded, video_rows
+from stillmotion.train.logs import RunLog, plot_curves
+
+#: settings a resumed run may change (how long, how often, where)
+RESUMABLE_CHANGES = ("train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
+                     "train.workers", "train.device", "data.cache")
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.0) -> float:
+    """LR multiplier: linear warmup over `warmup` steps, then cosine from 1 down to `floor` at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _device(cfg: Config, here: dist.Rank) -> torch.device:
+    name = cfg.train.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and here.world > 1:
+        device = torch.device("cuda", here.local_rank)
+    return device
+
+
+def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample]]:
+    """Train and validation samples. Without `data.val`: a manifest's "val" split, else (for a
+    self-supervised task) the training videos themselves, scored on fixed evaluation clips."""
+    train = load_samples(cfg.data.train, cfg.data.format)
+    if cfg.data.val is not None:
+        return [s for s in train if s.split in (None, "train")] or train, load_samples(cfg.data.val, cfg.data.format)
+    if any(s.split == "val" for s in train):
+        return [s for s in train if s.split == "train"], [s for s in train if s.split == "val"]
+    if task_name in SELF_SUPERVISED:
+        return train, train
+    raise ConfigError(f"data.val: {cfg.data.train} has no \"val\" split; set data.val=MANIFEST_OR_FOLDER")
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path, progress: bool = True, init_core: str | None = None):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.init_core = init_core
+        backend = "nccl" if torch.cuda.is_available() and cfg.train.device in ("auto", "cuda") else "gloo"
+        self.here = dist.start(backend)
+        self.device = _device(cfg, self.here)
+        if cfg.train.batch_size % self.here.world:
+            raise ConfigError(f"train.batch_size: {cfg.train.batch_size} does not split evenly over "
+                              f"{self.here.world} processes")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_data()
+        self._build_model()
+
+    # ---- data --------------------------------------------------------------------------------
+    def _prepare_data(self) -> None:
+        cfg = self.cfg
+        train, val = _split(cfg, cfg.task.name)
+        classes = class_names(train) if cfg.task.name == "classification" else None
+        if cfg.task.name == "classification" and not classes:
+            raise ConfigError(f"data.train: {cfg.data.train} has no labels; classification needs a labelled manifest")
+        self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes)
+        self.samples = {s.id: s for s in train + val}
+        self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
+                                    **({"size": cfg.data.size} if cfg.data.size else {}))
+        self.failed: list[tuple[str, str]] = []
+        if cfg.data.online:
+            self.store = None
+            self.rows = {}
+            for sample in self.samples.values():
+                try:
+                    self.rows[sample.id] = video_rows(sample, cfg.data.fps)
+                except Exception as exc:  # noqa: BLE001 - a bad file is skipped and reported
+                    self.failed.append((sample.path, f"{type(exc).__name__}: {exc}"))
+            frames = {k: len(v) for k, v in self.rows.items()}
+            self.grid, self.dim = self.encoder.grid, self.encoder.dim
+        else:
+            self.store = self._extract()
+            frames = {i: self.store.num_frames(i) for i in self.samples if i in self.store}
+            self.grid, self.dim = self.store.grid, self.store.dim
+        self.train_videos = self._videos(train, frames)
+        self.val_videos = self._videos(val, frames)
+        if not self.train_videos:
+            raise ConfigError(f"data.train: none of the {len(train)} videos can make a {cfg.task.name} clip of "
+                              f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
+        self.val_clips = [c for v in self.val_videos for c in self.task.eval_clips(v)]
+        per_epoch = len(self.train_videos) * cfg.data.clips_per_video
+        if per_epoch < cfg.train.batch_size:
+            raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is more than the {per_epoch} clips of an "
+                              "epoch; lower it or raise data.clips_per_video")
+        self.steps_per_epoch = per_epoch // cfg.train.batch_size
+
+    def _videos(self, samples: list[Sample], frames: dict[str, int]) -> list[Video]:
+        videos = [Video(s.id, frames[s.id], s.label) for s in samples if s.id in frames]
+        return [v for v in videos if self.task.usable(v)]
+
+    def _extract(self) -> TokenStore:
+        cfg = self.cfg
+        ecfg = ExtractConfig(fps=cfg.data.fps, views=cfg.data.views, pool_space=cfg.data.pool_space,
+                             pool_channels=cfg.data.pool_channels, dtype=cfg.data.dtype, seed=cfg.train.seed)
+        path = Path(cfg.data.cache) if cfg.data.cache else self.run_dir / "cache"
+        store = TokenStore(path, cache_meta(self.encoder, ecfg))
+        if self.here.is_main:
+            store.remove_partial()
+        dist.barrier()
+        todo = [s for s in self.samples.values() if s.id not in store]
+        if todo:
+            extract(todo, self.encoder, store, ecfg, progress=self.progress and self.here.is_main,
+                    rank=self.here.rank, world=self.here.world)
+        dist.barrier()
+        self.failed = [(f["path"], f["reason"]) for f in store.failures()]
+        return store
+
+    def epoch_clips(self, epoch: int) -> tuple[list, np.ndarray]:
+        """Epoch `epoch`'s training clips and their order: a function of (seed, epoch) alone."""
+        rng = seeded(self.cfg.train.seed, "train", epoch)
+        clips = [c for v in self.train_videos for c in self.task.train_clips(v, self.cfg.data.clips_per_video, rng)]
+        return clips, rng.permutation(len(clips))
+
+    def dataset(self, clips: list, key: str, train: bool):
+        if self.store is not None:
+            return CachedClips(self.store, clips, key, augment=train and self.store.num_views > 1)
+        return OnlineClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train)
+
+    def loader(self, epoch: int, first_batch: int = 0) -> DataLoader:
+        """This rank's batches of epoch `epoch`, from global batch `first_batch` on."""
+        clips, order = self.epoch_clips(epoch)
+        b, world, rank = self.cfg.train.batch_size, self.here.world, self.here.rank
+        share = b // world
+        batches = [order[k * b:(k + 1) * b][rank * share:(rank + 1) * share].tolist()
+                   for k in range(first_batch, self.steps_per_epoch)]
+        return DataLoader(self.dataset(clips, f"{self.cfg.train.seed}/{epoch}", train=True), batch_sampler=batches,
+                          num_workers=self.cfg.train.workers, collate_fn=collate)
+
+    def tokens(self, batch: dict) -> torch.Tensor:
+        """The batch's tokens (B, T, N, D) on the device: read from the cache, or encoded now."""
+        if "tokens" in batch:
+            return batch["tokens"].to(self.device, non_blocking=True)
+        pixels = batch["pixels"]
+        b, t = pixels.shape[:2]
+        tokens = self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1)))
+        if self.cfg.data.pool_space or self.cfg.data.pool_channels:
+            tokens = pool_tokens(tokens, self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
+        return tokens.view(b, t, *tokens.shape[1:]).to(self.device)
+
+    # ---- model -------------------------------------------------------------------------------
+    def _build_model(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.train.seed)
+        self.model = VideoModel(self.dim, self.task.kind, self.task.num_outputs, core=cfg.temporal.name,
+                                size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw), head=cfg.head.name,
+                                mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
+                                max_frames=cfg.data.frames).to(self.device)
+        if self.init_core:
+            load_core(self.model, self.init_core)
+        self.ddp = self.model
+        if self.here.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
+                                           weight_decay=o.weight_decay)
+        total, floor = cfg.train.steps, o.min_lr / o.lr
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: warmup_cosine(s, total, max(1, o.warmup_steps), floor))
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def train_step(self, batch: dict) -> float:
+        self.ddp.train()
+        x = self.tokens(batch)
+        mask = batch["mask"].to(self.device)
+        hide = batch["hide"].to(self.device) if "hide" in batch else None
+        with self._autocast():
+            out = self.ddp(x, mask, hide)
+        targets = {"target": batch["target"].to(self.device)} if "target" in batch else {"hide": hide, "tokens": x}
+        loss = self.task.loss(out.float(), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    # ---- evaluation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, clips: list | None = None) -> dict:
+        """Metrics on `clips` (default: the validation clips), each rank scoring every world-th."""
+        clips = self.val_clips if clips is None else clips
+        mine = list(range(self.here.rank, len(clips), self.here.world))
+        self.model.eval()
+        data = self.dataset([clips[i] for i in mine], "eval", train=False)
+        outputs, sums = [], [0.0, 0.0, 0.0, 0.0]
+        for batch in DataLoader(data, batch_size=max(1, self.cfg.train.batch_size), collate_fn=collate,
+                                num_workers=self.cfg.train.workers):
+            x, mask = self.tokens(batch), batch["mask"].to(self.device)
+            hide = batch["hide"].to(self.device) if "hide" in batch else None
+            with self._autocast():
+                out = self.model(x, mask, hide).float()
+            if isinstance(self.task, MaskedTokens):
+                sums = [a + b for a, b in zip(sums, self.task.token_sums(out, x, hide))]
+            else:
+                outputs += [(mine[int(i)], o) for i, o in zip(batch["index"], out.cpu())]
+        if isinstance(self.task, MaskedTokens):
+            return self.task.from_sums(dist.sum_over_ranks(sums))
+        gathered = dist.gather_objects(outputs)
+        ordered = sorted(gathered, key=lambda pair: pair[0])
+        return self.task.metrics([o[None] for _, o in ordered], [clips[i] for i, _ in ordered])
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def _resume(self, log: RunLog) -> int:
+        found = checkpoint.latest(self.run_dir)
+        if found is None:
+            return 0
+        changed = differences(checkpoint.load_config(found), self.cfg, ignore=RESUMABLE_CHANGES)
+        if changed:
+            raise ConfigError(f"{self.run_dir}: holds a run with other settings ({', '.join(changed)}); "
+                              "resume with the same config or choose another --out")
+        self.model.load_state_dict(checkpoint.load_weights(found))
+        state = checkpoint.load_training(found)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        log.truncate_after(state["step"])
+        return state["step"]
+
+    def fit(self) -> dict:
+        """Train to `train.steps` (resuming from the run's latest checkpoint) -> final metrics."""
+        cfg, main = self.cfg, self.here.is_main
+        log = RunLog(self.run_dir, enabled=main)
+        step = self._resume(log)
+        if main and step:
+            print(f"resuming {self.run_dir} from step {step}", file=sys.stderr)
+        if main:
+            self._describe()
+        bar = tqdm(total=cfg.train.steps, initial=step, desc=f"train {cfg.task.name} ({cfg.temporal.name})",
+                   unit="step", disable=not (self.progress and main))
+        start, losses = time.perf_counter(), []
+        first_step = step
+        while step < cfg.train.steps:
+            epoch, offset = divmod(step, self.steps_per_epoch)
+            for batch in self.loader(epoch, offset):
+                losses.append(self.train_step(batch))
+                step += 1
+                bar.update(1)
+                if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                    loss = dist.mean_over_ranks(sum(losses) / len(losses))
+                    log.write(step, "train", {"loss": loss, "lr": self.scheduler.get_last_lr()[0]})
+                    bar.set_postfix(loss=f"{loss:.3f}")
+                    losses = []
+                if step % cfg.train.eval_every == 0 and step < cfg.train.steps:
+                    log.write(step, "val", self.evaluate())
+                if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
+                    if main:
+                        checkpoint.save(self.run_dir, step, self.model, self.optimizer, self.scheduler, cfg)
+                    dist.barrier()
+                if step >= cfg.train.steps:
+                    break
+        bar.close()
+        seconds = time.perf_counter() - start
+        metrics = self.evaluate()
+        log.write(step, "val", metrics)
+        result = {"task": cfg.task.name, "core": cfg.temporal.name, "steps": step, "val": metrics,
+                  "train_seconds": seconds, "clips_per_second": (step - first_step) * cfg.train.batch_size / max(seconds, 1e-9),
+                  "train_videos": len(self.train_videos), "val_videos": len(self.val_videos),
+                  "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+        if main:
+            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+            plot_curves(log, self.run_dir / "curves.png", "mse" if isinstance(self.task, MaskedTokens) else "top1")
+        log.close()
+        return result
+
+    def _describe(self) -> None:
+        source = "online (encoder in the loop)" if self.store is None else f"cache {self.store.path}"
+        print(f"{self.cfg.task.name}: {len(self.train_videos)} training videos, {len(self.val_videos)} validation "
+              f"videos ({len(self.val_clips)} clips); tokens {self.grid[0]}x{self.grid[1]}x{self.dim} from {source}; "
+              f"{self.cfg.temporal.name} core, {self.cfg.head.name} readout ({self.cfg.head.mode}); "
+              f"{self.here.world} process(es) on {self.device}", file=sys.stderr)
+        for path, reason in self.failed:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+
+
+def load_core(model: VideoModel, source: str | Path) -> None:
+    """Start `model`'s temporal core from the core of a checkpoint (a pretext run, say)."""
+    weights = {k[len("core."):]: v for k, v in checkpoint.load_weights(source).items() if k.startswith("core.")}
+    missing, unexpected = model.core.load_state_dict(weights, strict=False)
+    if missing or unexpected or not weights:
+        raise ConfigError(f"init.core: {source} holds a different temporal core (missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}); pretrain with the same temporal.name, size and kw")
+
+
+def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
+    """A run; with `init.core` and `init.compare_scratch`, also the same run from scratch (in
+    RUN_DIR/scratch), and the Delta of every metric (pretrained minus scratch) in metrics.json."""
+    run_dir = Path(run_dir)
+    result = Trainer(cfg, run_dir, progress, init_core=cfg.init.core).fit()
+    if cfg.init.core and cfg.init.compare_scratch:
+        shared = replace(cfg, data=replace(cfg.data, cache=cfg.data.cache or str(run_dir / "cache")))
+        scratch = Trainer(shared, run_dir / "scratch", progress, init_core=None).fit()
+        result["scratch"] = scratch["val"]
+        result["delta"] = {k: result["val"][k] - v for k, v in scratch["val"].items()
+                           if isinstance(v, float) and k != "chance"}
+        if dist.current().is_main:
+            (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    dist.stop()
+    return result
