@@ -20,14 +20,14 @@ def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
     assert report["train_seconds"] > 0
     assert report["clips"] == {"train": 12, "val": 4, "test": 4}
     assert len(report["curves"]["temporal"]["val_accuracy"]) == 1
-    from stillmotion.heads.classifier import StreamingClassifier
+    from stillmotion.heads.model import VideoModel
 
     def count(model):
         return sum(p.numel() for p in model.parameters())
 
     assert report["trainable_parameters"] == {
-        "baseline": count(StreamingClassifier(112, 4, core="mean")),
-        "temporal": count(StreamingClassifier(112, 4, core="gru", core_kw={"hidden": 16})),
+        "baseline": count(VideoModel(112, "classes", 4, core="mean")),
+        "temporal": count(VideoModel(112, "classes", 4, core="gru", core_kw={"hidden": 16})),
     }
     table = (out / "report.md").read_text()
     assert "| model | test accuracy | trainable parameters | training time (s) |" in table

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stillmotion.heads.classifier import StreamingClassifier
+from stillmotion.heads.model import VideoModel, last_real
 from stillmotion.temporal import REGISTRY, SIZES, build
 
 
@@ -55,21 +55,24 @@ def test_named_sizes_grow_and_keywords_override_them(name):
         build(name, 16, size="huge")
 
 
-def test_unknown_core_is_named():
+def test_unknown_core_or_setting_is_named():
     with pytest.raises(ValueError, match="unknown temporal core 'lstm'.*gru"):
         build("lstm", 8)
+    with pytest.raises(ValueError, match="'tmm' has no setting hidden; it takes: width, depth, grid"):
+        build("tmm", 8, hidden=4)
 
 
 def test_classifier_stream_equals_forward_and_last_respects_mask():
     torch.manual_seed(0)
-    model = StreamingClassifier(8, 4, core="gru", core_kw={"hidden": 12}).eval()
+    model = VideoModel(8, "classes", 4, core="gru", core_kw={"hidden": 12}).eval()
     x = torch.randn(3, 5, 6, 8)
-    logits = model(x)
+    logits = model.per_frame(model.core(x))
     assert logits.shape == (3, 5, 4)
     assert torch.allclose(model.stream(x), logits, atol=1e-5)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
-    last = StreamingClassifier.last(logits, mask)
+    last = last_real(logits, mask)
     assert torch.equal(last, torch.stack([logits[0, 4], logits[1, 1], logits[2, 2]]))
+    assert torch.allclose(model(x, mask), last, atol=1e-6)
 
 
 def _scan_inputs(b=3, length=37, e=5, s=4, seed=0):

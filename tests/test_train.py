@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from stillmotion.heads.classifier import StreamingClassifier
+from stillmotion.heads.model import VideoModel
 from stillmotion.train.loop import TrainConfig, evaluate, fit, warmup_cosine
 
 
@@ -37,16 +37,16 @@ def test_fit_learns_an_order_task_the_mean_cannot_and_is_deterministic():
     cfg = TrainConfig(epochs=20, batch_size=16, lr=1e-2, seed=0)
 
     torch.manual_seed(0)
-    gru = StreamingClassifier(4, 2, core="gru", core_kw={"hidden": 8})
+    gru = VideoModel(4, "classes", 2, core="gru", core_kw={"hidden": 8})
     history = fit(gru, train, val, cfg, progress=False)
     assert len(history.train_loss) == 20 and history.train_loss[-1] < 0.1 * history.train_loss[0]
     assert evaluate(gru, val)["accuracy"] >= 0.9
 
     torch.manual_seed(0)
-    mean = StreamingClassifier(4, 2, core="mean")
+    mean = VideoModel(4, "classes", 2, core="mean")
     fit(mean, train, val, cfg, progress=False)
     assert evaluate(mean, val)["accuracy"] <= 0.65  # chance is 0.5
 
     torch.manual_seed(0)
-    again = StreamingClassifier(4, 2, core="gru", core_kw={"hidden": 8})
+    again = VideoModel(4, "classes", 2, core="gru", core_kw={"hidden": 8})
     assert fit(again, train, val, cfg, progress=False).train_loss == history.train_loss

@@ -22,7 +22,7 @@ from stillmotion.data.manifest import class_names, read_manifest
 from stillmotion.data.synthetic import MotionTaskConfig, generate_motion_task
 from stillmotion.data.tokens import CachedClips
 from stillmotion.encoders import DEFAULT_ENCODER, load
-from stillmotion.heads.classifier import StreamingClassifier
+from stillmotion.heads.model import VideoModel
 from stillmotion.train.loop import TrainConfig, evaluate, fit
 from stillmotion.video.decode import read_frames
 
@@ -61,10 +61,10 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
     data = {split: CachedClips(store, [s for s in samples if s.split == split], classes) for split in ("train", "val", "test")}
 
     results = {}
-    for role, core, core_kw in [("baseline", BASELINE_CORE, {}),
-                                ("temporal", cfg.core, {"size": cfg.core_size, **cfg.core_kw})]:
+    for role, core, size, core_kw in [("baseline", BASELINE_CORE, "small", {}),
+                                      ("temporal", cfg.core, cfg.core_size, cfg.core_kw)]:
         torch.manual_seed(cfg.train.seed)
-        model = StreamingClassifier(encoder.dim, len(classes), core=core, core_kw=core_kw).to(device)
+        model = VideoModel(encoder.dim, "classes", len(classes), core=core, size=size, core_kw=core_kw).to(device)
         history = fit(model, data["train"], data["val"], cfg.train, desc=f"train {core}", progress=progress)
         test = evaluate(model, data["test"])
         results[role] = {"core": core, "model": model, "history": history, "test": test}

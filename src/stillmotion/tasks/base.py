@@ -61,10 +61,10 @@ class Task:
 
 
 def spaced_starts(num_frames: int, span: int, count: int) -> list[int]:
-    """`count` start rows spread evenly so that a clip of `span` rows fits (repeats when the
-    video allows fewer distinct starts)."""
+    """`count` start rows from the first to the last at which a clip of `span` rows fits,
+    evenly spaced (one: the middle; repeats when the video allows fewer distinct starts)."""
     room = max(num_frames - span, 0)
-    return [round(room * (i + 0.5) / count) for i in range(count)] if count > 1 else [room // 2]
+    return [room * i // (count - 1) for i in range(count)] if count > 1 else [room // 2]
 
 
 def consecutive(start: int, frames: int, num_frames: int) -> tuple[int, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from stillmotion.temporal.base import TemporalCore
@@ -33,6 +34,10 @@ def build(name: str, dim: int, size: str = "small", **kw) -> TemporalCore:
     `temporal.sizes`); keywords override the size's settings."""
     if name not in REGISTRY:
         raise ValueError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
+    takes = [p for p in inspect.signature(REGISTRY[name]).parameters if p != "dim"]
+    unknown = sorted(set(kw) - set(takes))
+    if unknown and "kw" not in takes:
+        raise ValueError(f"temporal core {name!r} has no setting {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
     return REGISTRY[name](dim, **{**size_kwargs(name, size), **kw})
 
 

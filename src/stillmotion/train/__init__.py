@@ -1,5 +1,2 @@
-"""Training and evaluation on cached tokens."""
-
-from stillmotion.train.loop import History, TrainConfig, evaluate, fit
-
-__all__ = ["History", "TrainConfig", "evaluate", "fit"]
+"""Training and evaluation: `config` (the YAML schema), `trainer` (the one trainer), `data`,
+`checkpoint`, `logs`; `loop` is the demo's short epoch loop."""

@@ -133,7 +133,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as exc:
             raise _explain(exc, f"override {item!r}") from None
-    missing = sorted(k for k in ("data.train",) if OmegaConf.is_missing(merged, k))
+    missing = ["data.train"] if OmegaConf.is_missing(merged.data, "train") else []
     if missing:
         raise ConfigError(f"{path or 'config'}: {', '.join(missing)} must be set (e.g. {missing[0]}=videos/)")
     cfg: Config = OmegaConf.to_object(merged)

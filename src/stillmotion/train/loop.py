@@ -7,7 +7,6 @@ kept is the one with the best validation accuracy.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from stillmotion.data.tokens import pad_collate
-from stillmotion.heads.classifier import StreamingClassifier
+from stillmotion.heads.model import VideoModel
+from stillmotion.train.trainer import warmup_cosine
 
 
 @dataclass
@@ -43,15 +43,7 @@ def device_for(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """LR multiplier: linear warmup over `warmup` steps, then cosine to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def fit(model: StreamingClassifier, train: Dataset, val: Dataset, cfg: TrainConfig, desc: str = "train",
+def fit(model: VideoModel, train: Dataset, val: Dataset, cfg: TrainConfig, desc: str = "train",
         progress: bool = True) -> History:
     """Train `model` in place; returns the per-epoch history. Leaves the best-validation weights."""
     torch.manual_seed(cfg.seed)
@@ -70,7 +62,7 @@ def fit(model: StreamingClassifier, train: Dataset, val: Dataset, cfg: TrainConf
         for x, mask, y in loader:
             x, mask, y = x.to(device), mask.to(device), y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model.last(model(x, mask), mask)
+                logits = model(x, mask)
             loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -90,13 +82,13 @@ def fit(model: StreamingClassifier, train: Dataset, val: Dataset, cfg: TrainConf
 
 
 @torch.no_grad()
-def evaluate(model: StreamingClassifier, data: Dataset, batch_size: int = 64) -> dict:
+def evaluate(model: VideoModel, data: Dataset, batch_size: int = 64) -> dict:
     """Top-1 accuracy of the last-frame prediction; also returns the predictions and labels."""
     model.eval()
     device = device_for(model)
     preds, labels = [], []
     for x, mask, y in DataLoader(data, batch_size=batch_size, collate_fn=pad_collate):
-        logits = model.last(model(x.to(device), mask.to(device)), mask.to(device))
+        logits = model(x.to(device), mask.to(device))
         preds.append(logits.argmax(-1).cpu())
         labels.append(y)
     preds, labels = torch.cat(preds), torch.cat(labels)

@@ -180,7 +180,8 @@ class Trainer:
         tokens = self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1)))
         if self.cfg.data.pool_space or self.cfg.data.pool_channels:
             tokens = pool_tokens(tokens, self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
-        return tokens.view(b, t, *tokens.shape[1:]).to(self.device)
+        # encode() runs in inference mode; a clone is an ordinary tensor that autograd may save
+        return tokens.view(b, t, *tokens.shape[1:]).to(self.device).clone()
 
     # ---- model -------------------------------------------------------------------------------
     def _build_model(self) -> None:
@@ -324,10 +325,13 @@ class Trainer:
 def load_core(model: VideoModel, source: str | Path) -> None:
     """Start `model`'s temporal core from the core of a checkpoint (a pretext run, say)."""
     weights = {k[len("core."):]: v for k, v in checkpoint.load_weights(source).items() if k.startswith("core.")}
-    missing, unexpected = model.core.load_state_dict(weights, strict=False)
-    if missing or unexpected or not weights:
-        raise ConfigError(f"init.core: {source} holds a different temporal core (missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]}); pretrain with the same temporal.name, size and kw")
+    own = model.core.state_dict()
+    differ = sorted(k for k in own.keys() | weights.keys()
+                    if k not in own or k not in weights or own[k].shape != weights[k].shape)
+    if differ or not weights:
+        raise ConfigError(f"init.core: {source} holds a different temporal core ({len(differ)} tensors differ, "
+                          f"e.g. {differ[:3]}); pretrain with the same temporal.name, size and kw")
+    model.core.load_state_dict(weights)
 
 
 def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:

@@ -1,0 +1,61 @@
+import subprocess
+import sys
+
+import pytest
+
+from stillmotion.train.config import ConfigError, differences, from_yaml, load_config, to_yaml
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_file_then_overrides_then_checks(tmp_path):
+    path = _write(tmp_path, "data:\n  train: videos/\ntask:\n  name: prp\ntrain:\n  steps: 50\n")
+    cfg = load_config(path, ["train.steps=7", "temporal.name=gmmix", "temporal.kw.layers=1", "task.rates=[1,3]"])
+    assert (cfg.data.train, cfg.task.name, cfg.train.steps) == ("videos/", "prp", 7)
+    assert (cfg.temporal.name, cfg.temporal.kw, cfg.task.rates) == ("gmmix", {"layers": 1}, [1, 3])
+    assert from_yaml(to_yaml(cfg)) == cfg
+    assert differences(cfg, load_config(path, ["train.steps=7"])) == ["task.rates", "temporal.kw", "temporal.name"]
+
+
+@pytest.mark.parametrize("text, overrides, key", [
+    ("data:\n  train: v/\noptim:\n  lrr: 0.1\n", [], "optim.lrr"),  # unknown key in the file
+    ("data:\n  train: v/\ntrain:\n  steps: many\n", [], "train.steps"),  # wrong type in the file
+    ("data:\n  train: v/\n", ["train.stepz=3"], "train.stepz"),  # unknown key in an override
+    ("data:\n  train: v/\n", ["train.batch_size=0.5"], "train.batch_size"),  # wrong type in an override
+    ("data:\n  train: v/\n", ["temporal.name=lstm"], "temporal.name"),  # not a known core
+    ("data:\n  train: v/\n", ["head.mode=sideways"], "head.mode"),
+    ("data:\n  train: v/\n", ["train.steps=0"], "train.steps"),
+    ("task:\n  name: prp\n", [], "data.train"),  # required and missing
+])
+def test_errors_name_the_key(tmp_path, text, overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(_write(tmp_path, text), overrides)
+
+
+def test_override_without_equals_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["data.train"])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_the_key_and_exits_2(tmp_path):
+    path = _write(tmp_path, "data:\n  train: v/\noptim:\n  lrr: 0.1\n")
+    run = subprocess.run([sys.executable, "-m", "stillmotion.cli", "train", str(path), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "optim.lrr" in run.stderr and "c.yaml" in run.stderr
+
+
+def test_shipped_configs_load(tmp_path):
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parent.parent.glob("configs/**/*.yaml"))
+    assert len(configs) >= 2
+    for path in configs:
+        cfg = load_config(path, ["data.train=videos/"])
+        assert cfg.train.steps >= 1

@@ -1,0 +1,160 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stillmotion.train import checkpoint
+from stillmotion.train.config import load_config
+from stillmotion.train.trainer import Trainer, load_core, train, warmup_cosine
+
+REPO = Path(__file__).resolve().parents[1]
+#: a small, quick setting: a narrow GRU, short clips, few steps
+QUICK = ["temporal.kw.hidden=32", "data.frames=6", "data.clips_per_video=4", "train.batch_size=8",
+         "train.steps=6", "train.eval_every=3", "train.checkpoint_every=3", "train.log_every=1", "task.eval_clips=2",
+         "task.rates=[1,2,4]"]
+
+
+@pytest.fixture(scope="module")
+def cache(real_clips, tmp_path_factory):
+    """The real clips' tokens, extracted once for every test here."""
+    path = tmp_path_factory.mktemp("train") / "cache"
+    Trainer(load_config(REPO / "configs/cpu/prp.yaml", [f"data.train={real_clips}", f"data.cache={path}", *QUICK]),
+            path.parent / "setup", progress=False)
+    return path
+
+
+def _cfg(real_clips, cache, *overrides, config="prp"):
+    return load_config(REPO / f"configs/cpu/{config}.yaml",
+                       [f"data.train={real_clips}", f"data.cache={cache}", *QUICK, *overrides])
+
+
+def _cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "stillmotion.cli", *map(str, args)], capture_output=True, text=True,
+                          **kw)
+
+
+def test_schedule_warms_up_then_falls_to_the_floor():
+    assert warmup_cosine(0, 100, 10) == pytest.approx(0.1)
+    assert warmup_cosine(9, 100, 10) == pytest.approx(1.0)
+    assert warmup_cosine(55, 100, 10) == pytest.approx(0.5)
+    assert warmup_cosine(100, 100, 10, floor=0.01) == pytest.approx(0.01)
+
+
+def test_clip_order_depends_on_seed_and_epoch_only(real_clips, cache, tmp_path):
+    a = Trainer(_cfg(real_clips, cache), tmp_path / "a", progress=False)
+    b = Trainer(_cfg(real_clips, cache), tmp_path / "b", progress=False)
+    assert a.epoch_clips(3)[0] == b.epoch_clips(3)[0] and (a.epoch_clips(3)[1] == b.epoch_clips(3)[1]).all()
+    assert a.epoch_clips(3)[0] != a.epoch_clips(4)[0]
+    assert len(a.val_clips) == len(a.val_videos) * 3 * 2  # 3 rates, 2 placements each
+
+
+def test_run_writes_metrics_logs_checkpoints_and_eval_reproduces_them(real_clips, cache, tmp_path):
+    out = tmp_path / "run"
+    result = train(_cfg(real_clips, cache), out, progress=False)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["val"] == result["val"] and saved["steps"] == 6 and set(saved["val"]) >= {"top1", "chance"}
+    assert saved["val"]["chance"] == pytest.approx(1 / 3)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [3, 6]
+    assert (out / "curves.png").stat().st_size > 0 and any((out / "tensorboard").iterdir())
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_00000003", "step_00000006"]
+    weights = load_file(str(out / "checkpoints" / "step_00000006" / "model.safetensors"))
+    assert any(k.startswith("core.") for k in weights) and any(k.startswith("head.") for k in weights)
+
+    run = _cli("eval", out, "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["val"] == pytest.approx(saved["val"])
+
+
+def test_killed_run_resumes_to_the_same_metrics(real_clips, cache, tmp_path):
+    overrides = [f"data.train={real_clips}", f"data.cache={cache}", *QUICK, "train.steps=40",
+                 "train.checkpoint_every=2", "train.eval_every=100"]
+    whole = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", tmp_path / "whole", "--quiet")
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "stillmotion.cli", "train", REPO / "configs/cpu/prp.yaml",
+                             *overrides, "--out", out, "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while checkpoint.latest(out) is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stopped_at = int(checkpoint.latest(out).name.split("_")[1])
+    assert stopped_at < 40 and not (out / "metrics.json").exists()
+
+    again = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", out, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert f"from step {stopped_at}" in again.stderr
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "whole", out))
+    assert a["val"] == b["val"]
+    wa, wb = (load_file(str(checkpoint.latest(d) / "model.safetensors")) for d in (tmp_path / "whole", out))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 41))  # none twice after the resume
+
+
+def test_changed_settings_are_refused_on_resume(real_clips, cache, tmp_path):
+    train(_cfg(real_clips, cache), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="optim.lr"):
+        train(_cfg(real_clips, cache, "optim.lr=0.5"), tmp_path / "run", progress=False)
+
+
+def test_two_processes_match_one(real_clips, cache, tmp_path):
+    overrides = [f"data.train={real_clips}", f"data.cache={cache}", *QUICK]
+    one = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", tmp_path / "one", "--quiet")
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "stillmotion.cli", "train", str(REPO / "configs/cpu/prp.yaml"), *overrides,
+                          "--out", str(tmp_path / "two"), "--quiet"], capture_output=True, text=True, env=env)
+    assert two.returncode == 0, two.stderr
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert a["val"] == pytest.approx(b["val"], abs=1e-6)
+    wa, wb = (load_file(str(checkpoint.latest(tmp_path / d) / "model.safetensors")) for d in ("one", "two"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_pretrained_core_starts_the_finetune_and_delta_is_reported(real_clips, cache, tmp_path):
+    pre = tmp_path / "pre"
+    train(_cfg(real_clips, cache), pre, progress=False)
+    fine = _cfg(real_clips, cache, f"init.core={pre}", config="arrow_of_time")
+    result = train(fine, tmp_path / "fine", progress=False)
+    assert set(result["delta"]) == {"top1", "top5"}
+    assert result["delta"]["top1"] == pytest.approx(result["val"]["top1"] - result["scratch"]["top1"])
+    assert json.loads((tmp_path / "fine" / "metrics.json").read_text())["delta"] == result["delta"]
+
+    model = Trainer(fine, tmp_path / "probe", progress=False, init_core=str(pre)).model
+    weights = load_file(str(checkpoint.latest(pre) / "model.safetensors"))
+    assert all(torch.equal(v, weights[f"core.{k}"]) for k, v in model.core.state_dict().items())
+    other = Trainer(_cfg(real_clips, cache, "temporal.kw.hidden=16"), tmp_path / "tmm", progress=False).model
+    with pytest.raises(ValueError, match="init.core"):
+        load_core(other, pre)
+
+
+def test_masked_tokens_and_online_tokens(real_clips, cache, tmp_path):
+    result = train(_cfg(real_clips, cache, "task.name=masked_tokens"), tmp_path / "masked", progress=False)
+    assert set(result["val"]) == {"mse", "cosine", "copy_last_mse"} and result["val"]["mse"] > 0
+
+    online = Trainer(_cfg(real_clips, cache, "data.online=true"), tmp_path / "online", progress=False)
+    cached = Trainer(_cfg(real_clips, cache), tmp_path / "cached", progress=False)
+    clips = cached.val_clips[:3]
+    from torch.utils.data import DataLoader
+
+    from stillmotion.train.data import collate
+
+    got = next(iter(DataLoader(online.dataset(clips, "k", train=False), batch_size=3, collate_fn=collate)))
+    want = next(iter(DataLoader(cached.dataset(clips, "k", train=False), batch_size=3, collate_fn=collate)))
+    tokens = online.tokens(got)
+    assert tokens.shape == want["tokens"].shape
+    assert torch.allclose(tokens, want["tokens"], atol=0.05 + 2e-3 * want["tokens"].abs().max())  # fp16 cache
+    assert online.train_step(next(iter(online.loader(0)))) > 0
