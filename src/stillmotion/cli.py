@@ -125,8 +125,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     found = checkpoint.resolve(args.run)
     cfg = checkpoint.load_config(found)
-    if args.data:
-        cfg = replace(cfg, data=replace(cfg.data, val=args.data))
+    if args.data or args.split:
+        cfg = replace(cfg, data=replace(cfg.data, val=args.data or cfg.data.val or cfg.data.train, val_split=args.split))
     run_dir = found.parent.parent
     if cfg.data.cache is None:  # the run's own cache
         cfg = replace(cfg, data=replace(cfg.data, cache=str(run_dir / "cache")))
@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or on --data; prints the metrics as JSON.")
     ev.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint folder")
     ev.add_argument("--data", help="a folder or manifest of videos to evaluate on instead")
+    ev.add_argument("--split", help="evaluate on this split of the manifest only (e.g. test)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 

@@ -25,6 +25,11 @@ class DataConfig:
     train: str = MISSING  # a folder of videos or a manifest (any format `stillmotion data check` reads)
     val: Optional[str] = None  # the same; None: the train videos (self-supervised pretexts) or split "val"
     format: str = "auto"
+    root: Optional[str] = None  # video folder of a manifest (default: the manifest's folder)
+    splits: Optional[str] = None  # UCF101 / HMDB51 split files' folder
+    split: int = 1  # which official split (UCF101 / HMDB51)
+    labels: Optional[str] = None  # SSv2 labels JSON
+    val_split: Optional[str] = None  # keep only this split of data.val (e.g. test)
     cache: Optional[str] = None  # token cache folder; None: RUN_DIR/cache. Missing videos are extracted into it
     encoder: str = "efficientnet-lite0"
     size: Optional[int] = None  # encoder input size; None: the encoder's default
@@ -133,9 +138,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as exc:
             raise _explain(exc, f"override {item!r}") from None
-    missing = ["data.train"] if OmegaConf.is_missing(merged.data, "train") else []
+    missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
-        raise ConfigError(f"{path or 'config'}: {', '.join(missing)} must be set (e.g. {missing[0]}=videos/)")
+        raise ConfigError(f"{path or 'config'}: {', '.join(missing)} must be set (e.g. {missing[0]}=...)")
     cfg: Config = OmegaConf.to_object(merged)
     check(cfg)
     return cfg

@@ -65,13 +65,21 @@ def _device(cfg: Config, here: dist.Rank) -> torch.device:
 
 
 def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample]]:
-    """Train and validation samples. Without `data.val`: a manifest's "val" split, else (for a
-    self-supervised task) the training videos themselves, scored on fixed evaluation clips."""
-    train = load_samples(cfg.data.train, cfg.data.format)
-    if cfg.data.val is not None:
-        return [s for s in train if s.split in (None, "train")] or train, load_samples(cfg.data.val, cfg.data.format)
-    if any(s.split == "val" for s in train):
-        return [s for s in train if s.split == "train"], [s for s in train if s.split == "val"]
+    """Train and validation samples. Without `data.val`: a manifest's "val" split, or its
+    "test" split, else (for a self-supervised task) the training videos themselves, scored on
+    fixed evaluation clips."""
+    d = cfg.data
+    read = lambda source: load_samples(source, d.format, root=d.root, splits=d.splits, split=d.split,  # noqa: E731
+                                       labels=d.labels)
+    train = read(d.train)
+    if d.val is not None:
+        val = [s for s in read(d.val) if d.val_split is None or s.split == d.val_split]
+        if not val:
+            raise ConfigError(f"data.val: no videos in {d.val}" + (f" with split {d.val_split!r}" if d.val_split else ""))
+        return [s for s in train if s.split in (None, "train")] or train, val
+    for held_out in ("val", "test"):
+        if any(s.split == held_out for s in train):
+            return [s for s in train if s.split == "train"], [s for s in train if s.split == held_out]
     if task_name in SELF_SUPERVISED:
         return train, train
     raise ConfigError(f"data.val: {cfg.data.train} has no \"val\" split; set data.val=MANIFEST_OR_FOLDER")
