@@ -171,6 +171,6 @@ def test_pretexts_beat_chance_on_real_clips_and_the_mean_core_cannot(real_clips,
     prp = run("prp")
     assert prp["chance"] == 0.25 and prp["top1"] >= 0.45
     arrow = run("arrow_of_time")
-    assert arrow["chance"] == 0.5 and arrow["top1"] >= 0.58
+    assert arrow["chance"] == 0.5 and arrow["top1"] >= 0.7
     blind = run("arrow_of_time", "temporal.name=mean", "train.steps=60")
     assert blind["top1"] == 0.5  # forward and reversed clips look the same to a mean over time

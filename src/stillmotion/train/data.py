@@ -33,7 +33,7 @@ def seeded(*parts) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-class CachedClips(Dataset):
+class TokenClips(Dataset):
     """Clips read from a TokenStore -> {"tokens": (T, N, D) float32, ...}."""
 
     def __init__(self, store: TokenStore, clips: list[Clip], key: str = "", augment: bool = False):
@@ -49,7 +49,7 @@ class CachedClips(Dataset):
         return {"tokens": torch.from_numpy(tokens.astype(np.float32)), "clip": clip, "index": i}
 
 
-class OnlineClips(Dataset):
+class PixelClips(Dataset):
     """Clips decoded from their videos -> {"pixels": (T, S, S, 3) uint8, ...}, augmented with
     parameters drawn from (key, clip index) when `augment`."""
 

@@ -38,7 +38,7 @@ from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
 from stillmotion.tasks.masked import MaskedTokens
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
-from stillmotion.train.data import CachedClips, OnlineClips, collate, seeded, video_rows
+from stillmotion.train.data import TokenClips, PixelClips, collate, seeded, video_rows
 from stillmotion.train.logs import RunLog, plot_curves
 
 #: settings a resumed run may change (how long, how often, where)
@@ -139,7 +139,9 @@ class Trainer:
 
     def _videos(self, samples: list[Sample], frames: dict[str, int]) -> list[Video]:
         videos = [Video(s.id, frames[s.id], s.label) for s in samples if s.id in frames]
-        return [v for v in videos if self.task.usable(v)]
+        usable = [v for v in videos if self.task.usable(v)]
+        self.left_out = getattr(self, "left_out", set()) | {v.id for v in videos if v not in usable}
+        return usable
 
     def _extract(self) -> TokenStore:
         cfg = self.cfg
@@ -166,8 +168,8 @@ class Trainer:
 
     def dataset(self, clips: list, key: str, train: bool):
         if self.store is not None:
-            return CachedClips(self.store, clips, key, augment=train and self.store.num_views > 1)
-        return OnlineClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train)
+            return TokenClips(self.store, clips, key, augment=train and self.store.num_views > 1)
+        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train)
 
     def loader(self, epoch: int, first_batch: int = 0) -> DataLoader:
         """This rank's batches of epoch `epoch`, from global batch `first_batch` on."""
@@ -328,6 +330,9 @@ class Trainer:
               f"{self.here.world} process(es) on {self.device}", file=sys.stderr)
         for path, reason in self.failed:
             print(f"skipped {path}: {reason}", file=sys.stderr)
+        if self.left_out:
+            print(f"left out {len(self.left_out)} video(s) too short or unlabelled for {self.cfg.task.name} clips of "
+                  f"{self.cfg.data.frames} frames: {', '.join(sorted(self.left_out)[:5])}", file=sys.stderr)
 
 
 def load_core(model: VideoModel, source: str | Path) -> None:
