@@ -10,12 +10,12 @@ alone: every run, resumed or on any rank, draws the same ones.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from stillmotion.seeding import seeded
 from stillmotion.video.transforms import (
     adjust_color,
     as_uint8_values,
@@ -41,8 +41,7 @@ class ViewParams:
 
 def view_params(seed: int, video_id: str, view: int, jitter: float = 0.4) -> ViewParams:
     """The augmentation of one view of one video: a pure function of its arguments."""
-    digest = hashlib.sha256(f"{seed}\x00{video_id}\x00{view}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    rng = seeded(seed, video_id, view)
     zoom, top, left, flip, b, c, s = rng.random(7)
     factor = lambda u: float(1 + jitter * (2 * u - 1))  # noqa: E731
     return ViewParams(float(1 + (MAX_ZOOM - 1) * zoom), float(top), float(left), bool(flip < 0.5),

@@ -8,12 +8,11 @@ Metrics: that error, the cosine similarity, and the error of copying the last vi
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
 from stillmotion.train.config import TaskConfig
 
@@ -49,7 +48,7 @@ class MaskedTokens(Task):
         return clips
 
     def eval_clips(self, video):
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(video.id.encode()).digest()[:8], "little"))
+        rng = seeded(video.id)
         return [Clip(video.id, rows, hidden_frames(len(rows), self.cfg.mask_ratio, rng))
                 for rows in (consecutive(s, self.frames, video.num_frames)
                              for s in spaced_starts(video.num_frames, self.frames, self.cfg.eval_clips))]

@@ -12,8 +12,6 @@ frames, `target` (B,) for class tasks, `hide` (B, T) for masked-token prediction
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -22,15 +20,10 @@ from stillmotion.cache.decoding import frame_positions
 from stillmotion.cache.store import TokenStore
 from stillmotion.cache.views import augment, view_params
 from stillmotion.data.manifest import Sample
+from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip
 from stillmotion.video.decode import probe, read_frames
 from stillmotion.video.transforms import resize_center_crop, to_tensor
-
-
-def seeded(*parts) -> np.random.Generator:
-    """A generator that depends only on `parts` (the same on every rank, run and resume)."""
-    digest = hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 class TokenClips(Dataset):

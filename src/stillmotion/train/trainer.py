@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,8 @@ from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
 from stillmotion.tasks.masked import MaskedTokens
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
-from stillmotion.train.data import TokenClips, PixelClips, collate, seeded, video_rows
+from stillmotion.seeding import seeded
+from stillmotion.train.data import PixelClips, TokenClips, collate, video_rows
 from stillmotion.train.logs import RunLog, plot_curves
 
 #: settings a resumed run may change (how long, how often, where)
