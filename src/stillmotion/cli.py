@@ -127,10 +127,7 @@ def _eval(args: argparse.Namespace) -> int:
     cfg = checkpoint.load_config(found)
     if args.data or args.split:
         cfg = replace(cfg, data=replace(cfg.data, val=args.data or cfg.data.val or cfg.data.train, val_split=args.split))
-    run_dir = found.parent.parent
-    if cfg.data.cache is None:  # the run's own cache
-        cfg = replace(cfg, data=replace(cfg.data, cache=str(run_dir / "cache")))
-    trainer = Trainer(cfg, run_dir, progress=not args.quiet)
+    trainer = Trainer(cfg, found.parent.parent, progress=not args.quiet)  # the run's folder, so its cache
     trainer.model.load_state_dict(checkpoint.load_weights(found))
     metrics = trainer.evaluate()
     if dist_main():

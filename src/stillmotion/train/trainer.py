@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from stillmotion import dist
 from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
-from stillmotion.cache.pool import pool_tokens
+from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.cache.store import TokenStore
 from stillmotion.data.manifest import Sample, class_names
 from stillmotion.data.sources import load_samples
@@ -121,7 +121,8 @@ class Trainer:
                 except Exception as exc:  # noqa: BLE001 - a bad file is skipped and reported
                     self.failed.append((sample.path, f"{type(exc).__name__}: {exc}"))
             frames = {k: len(v) for k, v in self.rows.items()}
-            self.grid, self.dim = self.encoder.grid, self.encoder.dim
+            self.grid, self.dim = pooled_shape(self.encoder.grid, self.encoder.dim, cfg.data.pool_space,
+                                               cfg.data.pool_channels)
         else:
             self.store = self._extract()
             frames = {i: self.store.num_frames(i) for i in self.samples if i in self.store}
@@ -188,9 +189,8 @@ class Trainer:
             return batch["tokens"].to(self.device, non_blocking=True)
         pixels = batch["pixels"]
         b, t = pixels.shape[:2]
-        tokens = self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1)))
-        if self.cfg.data.pool_space or self.cfg.data.pool_channels:
-            tokens = pool_tokens(tokens, self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
+        tokens = pool_tokens(self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1))),
+                             self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
         # encode() runs in inference mode; a clone is an ordinary tensor that autograd may save
         return tokens.view(b, t, *tokens.shape[1:]).to(self.device).clone()
 
