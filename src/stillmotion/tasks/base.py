@@ -34,6 +34,7 @@ class Task:
     name: str = ""
     kind: str = "classes"
     classes: list[str] = []
+    main_metric: str = "top1"  # the validation curve drawn in curves.png
 
     def __init__(self, cfg: TaskConfig, frames: int):
         self.cfg = cfg

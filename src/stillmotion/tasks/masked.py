@@ -26,6 +26,7 @@ def hidden_frames(length: int, ratio: float, rng: np.random.Generator) -> tuple[
 class MaskedTokens(Task):
     name = "masked_tokens"
     kind = "tokens"
+    main_metric = "mse"
 
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None):
         super().__init__(cfg, frames)

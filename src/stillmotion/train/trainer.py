@@ -319,7 +319,7 @@ class Trainer:
                   "failed": [{"path": p, "reason": r} for p, r in self.failed]}
         if main:
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            plot_curves(log, self.run_dir / "curves.png", "mse" if isinstance(self.task, MaskedTokens) else "top1")
+            plot_curves(log, self.run_dir / "curves.png", self.task.main_metric)
         log.close()
         return result
 
