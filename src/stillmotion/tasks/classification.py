@@ -4,7 +4,6 @@ per clip. `ClassTask` holds what the pretexts share with it (cross-entropy, per-
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
