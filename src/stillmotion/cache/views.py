@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stillmotion.seeding import seeded
 from stillmotion.video.transforms import (
@@ -57,6 +58,54 @@ def augment(x: torch.Tensor, size: int, p: ViewParams) -> torch.Tensor:
     if p.flip:
         x = hflip(x)
     return as_uint8_values(adjust_color(x.float(), p.brightness, p.contrast, p.saturation)).to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of a source frame a view shows, in source coordinates normalized to [0, 1]
+    (x right, y down), and whether the view mirrors it. Maps annotations into the view."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    flip: bool = False
+
+    def points(self, xy: torch.Tensor) -> torch.Tensor:
+        """Source (..., 2) -> view (..., 2), both normalized (the view spans [0, 1])."""
+        u = (xy[..., 0] - self.left) / self.width
+        v = (xy[..., 1] - self.top) / self.height
+        return torch.stack([1 - u if self.flip else u, v], -1)
+
+    def boxes(self, box: torch.Tensor) -> torch.Tensor:
+        """Source boxes (..., 4) as (x0, y0, x1, y1) -> view boxes, corners re-ordered after a flip."""
+        a, b = self.points(box[..., :2]), self.points(box[..., 2:])
+        return torch.cat([torch.minimum(a, b), torch.maximum(a, b)], -1)
+
+    def dense(self, maps: torch.Tensor, size: int) -> torch.Tensor:
+        """Maps (F, H, W) over the whole source frame -> (F, size, size) over the view, by
+        nearest sampling (so invalid zeros stay zeros, never blend into their neighbours)."""
+        centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+        u = 1 - centres if self.flip else centres
+        x, y = self.left + self.width * u, self.top + self.height * centres
+        grid = torch.stack(torch.meshgrid(2 * x - 1, 2 * y - 1, indexing="xy"), -1)  # (size, size, 2)
+        out = F.grid_sample(maps[:, None].float(), grid.expand(len(maps), -1, -1, -1), mode="nearest",
+                            padding_mode="zeros", align_corners=False)
+        return out[:, 0]
+
+
+def view_window(width: int, height: int, size: int, params: ViewParams | None = None) -> Window:
+    """Where the view of a `width` x `height` frame lies: `resize_center_crop` when `params` is
+    None (view 0), else `augment` with `params`, with the same rounding as they use."""
+    short = size if params is None else max(size, round(size * params.zoom))
+    scale = short / min(height, width)
+    nh, nw = max(short, round(height * scale)), max(short, round(width * scale))
+    if params is None:
+        top, left = ((nh - size) // 2, round(0.5 * (nw - size))) if width >= height else \
+            (round(0.5 * (nh - size)), (nw - size) // 2)
+    else:
+        top, left = round(params.top * (nh - size)), round(params.left * (nw - size))
+    return Window(left / nw, top / nh, size / nw, size / nh, bool(params is not None and params.flip))
 
 
 class ViewMaker:

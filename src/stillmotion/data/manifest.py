@@ -1,7 +1,8 @@
 """A manifest is a JSONL file, one sample a line: every data source becomes a list of `Sample`.
 
 Fields: `id`, `path` (relative paths are relative to the manifest's folder), and optionally
-`label`, `split`, `start`, `end` (seconds), `caption`, plus any extra keys (kept in `extra`).
+`label`, `split`, `start`, `end` (seconds), `caption`, `annotations` (a per-frame annotation
+file, see `data.annotations`; relative like `path`), plus any extra keys (kept in `extra`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-_FIELDS = ("id", "path", "label", "split", "start", "end", "caption")
+_FIELDS = ("id", "path", "label", "split", "start", "end", "caption", "annotations")
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Sample:
     start: float | None = None
     end: float | None = None
     caption: str | None = None
+    annotations: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -40,14 +42,20 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Sample]:
             raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
         if not isinstance(row, dict) or "path" not in row:
             raise ValueError(f"{path}:{lineno}: each line needs at least a \"path\" key")
-        video = Path(row["path"])
-        row["path"] = str(video if video.is_absolute() else path.parent / video)
+        for key in ("path", "annotations"):
+            if row.get(key) is not None:
+                row[key] = str(_beside(path, row[key]))
         row.setdefault("id", Path(row["path"]).stem)
         extra = {k: v for k, v in row.items() if k not in _FIELDS}
         sample = Sample(**{k: row[k] for k in _FIELDS if k in row}, extra=extra)
         if split is None or sample.split == split:
             samples.append(sample)
     return samples
+
+
+def _beside(manifest: Path, name: str) -> Path:
+    """A path from a manifest line: relative ones are relative to the manifest's folder."""
+    return Path(name) if Path(name).is_absolute() else manifest.parent / name
 
 
 def write_manifest(path: str | Path, samples: list[Sample]) -> Path:
@@ -57,10 +65,12 @@ def write_manifest(path: str | Path, samples: list[Sample]) -> Path:
     lines = []
     for s in samples:
         row = {k: v for k, v in asdict(s).items() if k != "extra" and v is not None}
-        try:
-            row["path"] = str(Path(s.path).resolve().relative_to(path.parent.resolve()))
-        except ValueError:
-            pass
+        for key in ("path", "annotations"):
+            if key in row:
+                try:
+                    row[key] = str(Path(row[key]).resolve().relative_to(path.parent.resolve()))
+                except ValueError:
+                    pass
         row.update(s.extra)
         lines.append(json.dumps(row))
     path.write_text("\n".join(lines) + "\n")

@@ -3,7 +3,7 @@
 | format | what it reads |
 | --- | --- |
 | `folder` | `ROOT/<class>/.../<video>`: the folder under ROOT is the label |
-| `jsonl` | a JSONL manifest (`path`, optional `label`, `split`, `start`, `end`, `caption`, `id`) |
+| `jsonl` | a JSONL manifest (`path`, optional `label`, `split`, `start`, `end`, `caption`, `id`, `annotations`) |
 | `csv` | the same columns as a CSV file with a header row |
 | `ucf101` | `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (split K) over `ROOT/<Class>/<video>.avi` |
 | `hmdb51` | `<class>_test_splitK.txt` (1 = train, 2 = test, 0 = unused) over `ROOT/<class>/<video>.avi` |
@@ -64,7 +64,8 @@ def folder(root: str | Path, extensions=VIDEO_EXTENSIONS) -> list[Sample]:
 
 
 def csv_manifest(path: str | Path) -> list[Sample]:
-    """A CSV with a header: `path` required; `id`, `label`, `split`, `start`, `end`, `caption` optional."""
+    """A CSV with a header: `path` required; `id`, `label`, `split`, `start`, `end`, `caption`,
+    `annotations` optional."""
     path = Path(path)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -79,8 +80,12 @@ def csv_manifest(path: str | Path) -> list[Sample]:
                 end = float(row["end"]) if row.get("end") else None
             except ValueError as exc:
                 raise ManifestError(f"{path}:{lineno}: start/end must be seconds ({exc})") from exc
+            notes = row.get("annotations") or None
+            if notes and not Path(notes).is_absolute():
+                notes = str(path.parent / notes)
             samples.append(Sample(id=row.get("id") or video.stem, path=str(video), label=row.get("label") or None,
-                                  split=row.get("split") or None, start=start, end=end, caption=row.get("caption") or None))
+                                  split=row.get("split") or None, start=start, end=end, caption=row.get("caption") or None,
+                                  annotations=notes))
     return samples
 
 

@@ -130,22 +130,27 @@ def render_clip(cfg: MotionTaskConfig, split: str, index: int) -> Clip:
     return Clip(frames=np.stack(frames), background=background, centers=centers, radii=radii, label=label)
 
 
+def claim_folder(out: str | Path, settings: dict) -> Path:
+    """Create `out` for a generated task, or accept it if it was made with the same settings
+    (a killed run resumes there); a folder made with other settings is refused."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "task.json"
+    if cfg_path.exists():
+        if json.loads(cfg_path.read_text()) != json.loads(json.dumps(settings)):
+            raise ValueError(f"{out}: holds a task made with other settings ({cfg_path}); use another folder or delete it")
+    else:
+        cfg_path.write_text(json.dumps(settings, indent=2))
+    return out
+
+
 def generate_motion_task(out: str | Path, cfg: MotionTaskConfig = MotionTaskConfig(), progress: bool = True) -> Path:
     """Write every clip as `out/<split>/<id>.mp4` and `out/manifest.jsonl`; return the manifest.
 
     Clips already on disk are kept (a killed run resumes); a folder made with another config is
     refused.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "task.json"
-    settings = {"task": "motion-direction", **asdict(cfg)}
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        if old != json.loads(json.dumps(settings)):
-            raise ValueError(f"{out}: holds a task made with other settings ({cfg_path}); use another folder or delete it")
-    else:
-        cfg_path.write_text(json.dumps(settings, indent=2))
+    out = claim_folder(out, {"task": "motion-direction", **asdict(cfg)})
     jobs = [(split, i) for split in SPLITS for i in range(cfg.per_class(split) * len(CLASSES))]
     samples = []
     for split, i in tqdm(jobs, desc="generate clips", unit="clip", disable=not progress):
