@@ -44,7 +44,7 @@ def test_classification_clips_and_video_level_metrics():
     assert not task.usable(Video("unlabelled", 10, None))
     clips = [Clip("v", (0,), 1), Clip("v", (1,), 1), Clip("w", (0,), 0)]
     # video v: one clip says a (strongly), one says b (weakly): the average says a -> wrong
-    outputs = [torch.tensor([[4.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 0.0]])]
+    outputs = task.score(torch.tensor([[4.0, 0.0], [0.0, 1.0], [2.0, 0.0]]), {})
     m = task.metrics(outputs, clips)
     assert m["top1"] == pytest.approx(0.5) and m["clip_top1"] == pytest.approx(2 / 3) and m["videos"] == 2
 
@@ -60,6 +60,7 @@ def test_masked_tokens_hide_later_frames_and_score_against_copying():
     task = MaskedTokens(TaskConfig(mask_ratio=0.5), frames=4)
     tokens = torch.randn(1, 4, 2, 6)
     perfect = task.target(tokens)
-    se, cos, copy_se, count = task.token_sums(perfect, tokens, hide)
+    [(se, cos, copy_se, count)] = task.score(perfect, {"tokens": tokens, "hide": hide})
     assert se == pytest.approx(0.0, abs=1e-10) and cos == pytest.approx(count) and count == 4 and copy_se > 0
-    assert task.from_sums([8.0, 2.0, 4.0, 4.0]) == {"mse": 2.0, "cosine": 0.5, "copy_last_mse": 1.0}
+    assert task.metrics([[6.0, 1.0, 3.0, 2.0], [2.0, 1.0, 1.0, 2.0]], []) == {
+        "mse": 2.0, "cosine": 0.5, "copy_last_mse": 1.0}

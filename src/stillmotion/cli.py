@@ -52,6 +52,16 @@ def _data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_scenes(args: argparse.Namespace) -> int:
+    from stillmotion.data.scenes import SceneConfig, generate_scenes
+
+    cfg = SceneConfig(size=args.size, frames=args.frames, train=args.train, val=args.val, seed=args.seed)
+    manifest = generate_scenes(args.out, cfg, progress=not args.quiet)
+    print(f"{cfg.train} training and {cfg.val} validation scenes of {cfg.frames} frames, with boxes, points and "
+          f"depth: {manifest}")
+    return 0
+
+
 def _extract(args: argparse.Namespace) -> int:
     import torch
 
@@ -218,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=_data_check)
     _add_source_args(check)
+
+    scenes = data_sub.add_parser(
+        "scenes", help="write synthetic tracking scenes: videos with boxes, point tracks and depth",
+        description="Render scenes of two moving objects over a texture as H.264 videos, each with an annotation "
+        "file (boxes, point tracks with visibility, depth maps) and a manifest with train/val splits: data for "
+        "the box_tracking, point_tracking and depth tasks. A rerun keeps the scenes already written.")
+    scenes.add_argument("out", help="folder to write (OUT/manifest.jsonl, OUT/train/, OUT/val/)")
+    scenes.add_argument("--train", type=_positive, default=48, help="training scenes (default: %(default)s)")
+    scenes.add_argument("--val", type=_positive, default=16, help="validation scenes (default: %(default)s)")
+    scenes.add_argument("--frames", type=_positive, default=16, help="frames per scene (default: %(default)s)")
+    scenes.add_argument("--size", type=_positive, default=128, help="frame size in pixels, even (default: %(default)s)")
+    scenes.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    scenes.add_argument("--quiet", action="store_true", help="no progress bar")
+    scenes.set_defaults(func=_data_scenes)
 
     ext = sub.add_parser(
         "extract", help="encode every frame of every video once into a token cache",

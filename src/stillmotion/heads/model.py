@@ -5,6 +5,9 @@
   all T x N tokens at once.
 - "tokens" tasks (masked-token prediction): frames marked `hide` are replaced by a learned mask
   token before the core, and a per-token Linear maps the core's output back to token width.
+- "boxes" and "points" tasks: a tracking readout reads each frame's tokens in turn, the
+  previous frame's prediction as its query, starting from `query` (the box or points given at
+  frame 0); "depth": a depth map per frame. These heads are fixed by the task (`head` is unused).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from einops import rearrange
 from torch import nn
 
 from stillmotion.heads.attentive import AttentiveProbe
+from stillmotion.heads.depth import DepthHead
 from stillmotion.heads.linear import LinearProbe
+from stillmotion.heads.tracking import BoxHead, PointHead
 from stillmotion.temporal import build
 
 
@@ -29,7 +34,8 @@ def last_real(per_frame: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
 class VideoModel(nn.Module):
     def __init__(self, dim: int, kind: str, num_outputs: int, core: str = "gru", size: str = "small",
                  core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
-                 heads: int = 4, queries: int = 1, max_frames: int = 16):
+                 heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
+                 resolution: int = 32):
         super().__init__()
         self.kind, self.mode = kind, mode
         self.core = build(core, dim, size=size, **(core_kw or {}))
@@ -37,6 +43,12 @@ class VideoModel(nn.Module):
         if kind == "tokens":
             self.mask_token = nn.Parameter(torch.zeros(dim))
             self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
+        elif kind == "boxes":
+            self.head = BoxHead(width, grid[0] * grid[1], heads)
+        elif kind == "points":
+            self.head = PointHead(width, grid, heads)
+        elif kind == "depth":
+            self.head = DepthHead(width, grid, resolution)
         elif head == "attentive":
             self.head = AttentiveProbe(width, num_outputs, num_queries=queries, num_heads=heads, max_frames=max_frames)
         elif head == "linear":
@@ -44,14 +56,21 @@ class VideoModel(nn.Module):
         else:
             raise ValueError(f"unknown head {head!r}; choose attentive or linear")
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
+                query: torch.Tensor | None = None):
         """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
-        "tokens" (with `hide` (B, T): the frames to replace by the mask token)."""
+        "tokens" (with `hide` (B, T): the frames to replace by the mask token); (B, T, 4) for
+        "boxes" from `query` (B, 4); (B, T, P, 3) for "points" from `query` (B, P, 2): x, y and a
+        visibility logit; (B, T, R, R) for "depth"."""
         if self.kind == "tokens":
             if hide is not None:
                 x = torch.where(hide[:, :, None, None], self.mask_token.to(x.dtype), x)
             return self.head(self.core(x, mask))
         y = self.core(x, mask)
+        if self.kind in ("boxes", "points"):
+            return self.head.track(y, query.to(y.dtype))
+        if self.kind == "depth":
+            return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) r s -> b t r s", b=y.shape[0])
         if self.mode == "clip":
             return self.head(y, mask)
         return last_real(self.per_frame(y), mask)

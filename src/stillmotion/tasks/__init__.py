@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from stillmotion.tasks.arrow import ArrowOfTime
 from stillmotion.tasks.base import Clip, Task, Video
+from stillmotion.tasks.boxes import BoxTracking
 from stillmotion.tasks.classification import Classification
+from stillmotion.tasks.depth import Depth
 from stillmotion.tasks.masked import MaskedTokens
+from stillmotion.tasks.points import PointTracking
 from stillmotion.tasks.prp import PlaybackRate
 
 TASKS = {
@@ -13,6 +16,9 @@ TASKS = {
     "prp": PlaybackRate,
     "arrow_of_time": ArrowOfTime,
     "masked_tokens": MaskedTokens,
+    "box_tracking": BoxTracking,
+    "point_tracking": PointTracking,
+    "depth": Depth,
 }
 
 #: tasks that need no labels: any folder of videos will do

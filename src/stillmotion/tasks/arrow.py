@@ -14,7 +14,7 @@ from stillmotion.train.config import TaskConfig
 class ArrowOfTime(ClassTask):
     name = "arrow_of_time"
 
-    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None):
+    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
         self.rates = sorted(cfg.rates)
         self.classes = ["forward", "backward"]

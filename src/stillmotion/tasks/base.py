@@ -1,6 +1,9 @@
 """What every task provides: the clips it trains and evaluates on, their targets, a loss and
 metrics. A clip is a list of rows of one video's frames (as cached, or as decoded online), so
-the same clips come out whether tokens are read from the cache or computed on the fly."""
+the same clips come out whether tokens are read from the cache or computed on the fly.
+
+Evaluation goes batch by batch: `score` turns a batch's outputs into one small result per clip
+(on the CPU), and `metrics` turns all clips' results, gathered from every rank, into numbers."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ class Video:
     id: str
     num_frames: int  # rows available (cached frames, or frames decoded at the run's fps)
     label: str | None = None
+    sources: tuple[int, ...] = ()  # the source frame index of each row
 
 
 @dataclass(frozen=True)
@@ -28,17 +32,19 @@ class Clip:
 
 
 class Task:
-    """Subclasses set `name`, `kind` ("classes": one score vector per clip; "tokens": a
-    prediction per token) and `classes` (names of the outputs for "classes")."""
+    """Subclasses set `name`, `kind` (what the model outputs, see `heads.model.VideoModel`:
+    "classes", "tokens", "boxes", "points" or "depth") and `classes` (names of the outputs for
+    "classes")."""
 
     name: str = ""
     kind: str = "classes"
     classes: list[str] = []
     main_metric: str = "top1"  # the validation curve drawn in curves.png
 
-    def __init__(self, cfg: TaskConfig, frames: int):
+    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         self.cfg = cfg
         self.frames = frames
+        self.problems: dict[str, str] = {}  # video id -> why it cannot be used (an unreadable annotation file...)
 
     @property
     def num_outputs(self) -> int:
@@ -54,10 +60,24 @@ class Task:
     def eval_clips(self, video: Video) -> list[Clip]:
         raise NotImplementedError
 
+    def frame_targets(self, clip: Clip, size: int, view) -> dict[str, torch.Tensor]:
+        """Per-frame targets of a clip (T, ...) as seen in the encoder's `size` x `size` view
+        (`view`: the `cache.views.ViewParams` of an augmented view, None for the plain one)."""
+        return {}
+
+    def inputs(self, batch: dict) -> dict:
+        """Model inputs beyond the tokens and mask (the hidden frames, the query boxes...)."""
+        return {}
+
     def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def metrics(self, outputs: list[torch.Tensor], clips: list[Clip]) -> dict:
+    def score(self, outputs: torch.Tensor, batch: dict) -> list:
+        """One result per clip of the batch, small and on the CPU (default: its output row)."""
+        return list(outputs.float().cpu())
+
+    def metrics(self, scores: list, clips: list[Clip]) -> dict:
+        """Numbers from every clip's `score`, in the order of `clips`."""
         raise NotImplementedError
 
 

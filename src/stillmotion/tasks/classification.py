@@ -20,9 +20,9 @@ class ClassTask(Task):
     def loss(self, outputs, batch):
         return F.cross_entropy(outputs.float(), batch["target"], label_smoothing=self.cfg.label_smoothing)
 
-    def metrics(self, outputs, clips):
+    def metrics(self, scores, clips):
         """Per clip: top-1 (the pretexts' accuracy), top-5, and chance."""
-        scores = torch.cat(outputs).float()
+        scores = torch.stack(scores)
         labels = torch.tensor([c.target for c in clips])
         return {"top1": topk_accuracy(scores, labels, 1), "top5": topk_accuracy(scores, labels, 5),
                 "chance": 1 / len(self.classes), "clips": len(clips)}
@@ -31,7 +31,7 @@ class ClassTask(Task):
 class Classification(ClassTask):
     name = "classification"
 
-    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str]):
+    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str], samples: list | None = None):
         super().__init__(cfg, frames)
         self.classes = list(classes)
         self.index = {c: i for i, c in enumerate(self.classes)}
@@ -48,14 +48,13 @@ class Classification(ClassTask):
         return [Clip(video.id, consecutive(s, self.frames, video.num_frames), self.index[video.label])
                 for s in spaced_starts(video.num_frames, self.frames, self.cfg.eval_clips)]
 
-    def metrics(self, outputs, clips):
+    def metrics(self, scores, clips):
         """top-1 / top-5 per video after averaging the softmax of its clips (multi-view
         averaging); `clip_top1` without the averaging."""
-        scores = torch.cat(outputs).float().softmax(-1)
-        video_scores, videos = average_by_group(scores, [c.video for c in clips])
+        video_scores, videos = average_by_group(torch.stack(scores).softmax(-1), [c.video for c in clips])
         label = {c.video: c.target for c in clips}
         video_labels = torch.tensor([label[v] for v in videos])
         return {"top1": topk_accuracy(video_scores, video_labels, 1),
                 "top5": topk_accuracy(video_scores, video_labels, 5),
-                "clip_top1": super().metrics(outputs, clips)["top1"],
+                "clip_top1": super().metrics(scores, clips)["top1"],
                 "chance": 1 / len(self.classes), "clips": len(clips), "videos": len(videos)}

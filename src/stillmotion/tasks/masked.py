@@ -28,7 +28,7 @@ class MaskedTokens(Task):
     kind = "tokens"
     main_metric = "mse"
 
-    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None):
+    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
         if not 0 < cfg.mask_ratio < 1:
             raise ValueError(f"task.mask_ratio must lie between 0 and 1, got {cfg.mask_ratio}")
@@ -58,26 +58,28 @@ class MaskedTokens(Task):
     def target(tokens: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(tokens.float(), tokens.shape[-1:])
 
+    def inputs(self, batch):
+        return {"hide": batch["hide"]}
+
     def loss(self, outputs, batch):
         hide = batch["hide"]  # (B, T) bool
         return F.mse_loss(outputs[hide].float(), self.target(batch["tokens"])[hide])
 
-    def metrics(self, outputs, clips):
-        raise TypeError("masked_tokens is scored from the tokens: use `token_sums` and `from_sums`")
-
-    def token_sums(self, pred: torch.Tensor, tokens: torch.Tensor, hide: torch.Tensor) -> list[float]:
-        """pred, tokens (B, T, N, D), hide (B, T) -> [squared error, cosine, copy-last squared
-        error, token count] summed over hidden tokens (to be summed over batches and ranks)."""
-        target = self.target(tokens)
+    def score(self, outputs, batch):
+        """Per clip: [squared error, cosine, copy-last squared error, token count], summed over
+        its hidden tokens."""
+        hide = batch["hide"]
+        target = self.target(batch["tokens"])
         last_seen = _last_visible(target, hide)
-        pred, target, last_seen = pred[hide].float(), target[hide], last_seen[hide]  # (M, N, D)
-        return [(pred - target).pow(2).mean(-1).sum().item(),
-                F.cosine_similarity(pred, target, dim=-1).sum().item(),
-                (last_seen - target).pow(2).mean(-1).sum().item(), float(target.shape[0] * target.shape[1])]
+        w = hide[:, :, None].float()  # (B, T, 1): sums over hidden frames' tokens only
+        cos = F.cosine_similarity(outputs.float(), target, dim=-1)
+        sums = torch.stack([((outputs.float() - target).pow(2).mean(-1) * w).sum((1, 2)), (cos * w).sum((1, 2)),
+                            ((last_seen - target).pow(2).mean(-1) * w).sum((1, 2)),
+                            w.sum((1, 2)) * target.shape[2]], 1)
+        return [row.tolist() for row in sums.cpu()]
 
-    @staticmethod
-    def from_sums(sums: list[float]) -> dict:
-        se, cos, copy_se, count = sums
+    def metrics(self, scores, clips):
+        se, cos, copy_se, count = (sum(col) for col in zip(*scores)) if scores else (0.0,) * 4
         count = max(count, 1.0)
         return {"mse": se / count, "cosine": cos / count, "copy_last_mse": copy_se / count}
 

@@ -15,7 +15,7 @@ from stillmotion.train.config import TaskConfig
 class PlaybackRate(ClassTask):
     name = "prp"
 
-    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None):
+    def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
         if not cfg.rates or min(cfg.rates) < 1:
             raise ValueError(f"task.rates must be positive strides, got {cfg.rates}")

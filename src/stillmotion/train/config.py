@@ -60,12 +60,13 @@ class HeadConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens
+    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth
     rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
     jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
     label_smoothing: float = 0.0
     mask_ratio: float = 0.5  # masked_tokens: share of frames whose tokens are hidden
     eval_clips: int = 2  # clips per video at evaluation (temporal crops; their scores are averaged)
+    resolution: int = 32  # depth: side of the predicted and compared depth maps
 
 
 @dataclass
@@ -158,7 +159,8 @@ def check(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    for key in ("data.frames", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips"):
+    for key in ("data.frames", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips",
+                "task.resolution"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(getattr(cfg, section), name)}")

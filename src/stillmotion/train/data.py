@@ -7,7 +7,10 @@ uint8 crops that the trainer sends through the frozen encoder. The rows are the 
 frames at the run's fps (every frame when none), so the two differ only in where tokens come from.
 
 Batches are dicts: `tokens` (B, T, N, D) or `pixels` (B, T, S, S, 3) uint8, `mask` (B, T) real
-frames, `target` (B,) for class tasks, `hide` (B, T) for masked-token prediction, `index` (B,).
+frames, `target` (B,) for class tasks, `hide` (B, T) for masked-token prediction, `index` (B,),
+and the task's per-frame targets (`boxes` (B, T, 4), `points` (B, T, P, 2), `visible`
+(B, T, P), `depth` (B, T, R, R)), mapped into the view the encoder saw and padded with NaN
+(False for booleans) past a clip's end.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ from stillmotion.cache.store import TokenStore
 from stillmotion.cache.views import augment, view_params
 from stillmotion.data.manifest import Sample
 from stillmotion.seeding import seeded
-from stillmotion.tasks.base import Clip
+from stillmotion.tasks.base import Clip, Task
 from stillmotion.video.decode import probe, read_frames
 from stillmotion.video.transforms import resize_center_crop, to_tensor
 
 
 class TokenClips(Dataset):
-    """Clips read from a TokenStore -> {"tokens": (T, N, D) float32, ...}."""
+    """Clips read from a TokenStore -> {"tokens": (T, N, D) float32, ...}; `size` is the
+    encoder's input size, for mapping the task's per-frame targets into the cached view."""
 
-    def __init__(self, store: TokenStore, clips: list[Clip], key: str = "", augment: bool = False):
+    def __init__(self, store: TokenStore, clips: list[Clip], key: str = "", augment: bool = False,
+                 task: Task | None = None, size: int = 0):
         self.store, self.clips, self.key, self.augment = store, clips, key, augment
+        self.task, self.size = task, size
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -39,7 +45,9 @@ class TokenClips(Dataset):
         clip = self.clips[i]
         view = int(seeded(self.key, i).integers(self.store.num_views)) if self.augment else 0
         tokens = self.store.read(clip.video, frames=list(clip.rows), view=view)
-        return {"tokens": torch.from_numpy(tokens.astype(np.float32)), "clip": clip, "index": i}
+        params = view_params(self.store.meta["view_seed"], clip.video, view) if view else None
+        return {"tokens": torch.from_numpy(tokens.astype(np.float32)), "clip": clip, "index": i,
+                **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 
 
 class PixelClips(Dataset):
@@ -47,9 +55,9 @@ class PixelClips(Dataset):
     parameters drawn from (key, clip index) when `augment`."""
 
     def __init__(self, samples: dict[str, Sample], positions: dict[str, np.ndarray], clips: list[Clip], size: int,
-                 key: str = "", augment: bool = True):
+                 key: str = "", augment: bool = True, task: Task | None = None):
         self.samples, self.positions, self.clips = samples, positions, clips
-        self.size, self.key, self.augment = size, key, augment
+        self.size, self.key, self.augment, self.task = size, key, augment, task
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -60,11 +68,10 @@ class PixelClips(Dataset):
         wanted = self.positions[clip.video][rows]
         unique, inverse = np.unique(wanted, return_inverse=True)
         frames = to_tensor(read_frames(self.samples[clip.video].path, unique), torch.uint8)[inverse]
-        if self.augment:  # the key holds the run's seed and the epoch
-            crops = augment(frames, self.size, view_params(0, f"{self.key}/{i}", 1))
-        else:
-            crops = resize_center_crop(frames, self.size)
-        return {"pixels": crops.permute(0, 2, 3, 1).contiguous(), "clip": clip, "index": i}
+        params = view_params(0, f"{self.key}/{i}", 1) if self.augment else None  # the key holds seed and epoch
+        crops = augment(frames, self.size, params) if params else resize_center_crop(frames, self.size)
+        return {"pixels": crops.permute(0, 2, 3, 1).contiguous(), "clip": clip, "index": i,
+                **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 
 
 def video_rows(sample: Sample, fps: float | None) -> np.ndarray:
@@ -74,22 +81,29 @@ def video_rows(sample: Sample, fps: float | None) -> np.ndarray:
     return np.arange(probe(sample.path).num_frames) if positions is None else positions
 
 
+def pad_stack(tensors: list[torch.Tensor], fill) -> torch.Tensor:
+    """Stack tensors that differ in size along any dim, padding at the end with `fill`."""
+    shape = [max(sizes) for sizes in zip(*(t.shape for t in tensors))]
+    out = torch.full((len(tensors), *shape), fill, dtype=tensors[0].dtype)
+    for b, t in enumerate(tensors):
+        out[(b, *(slice(0, n) for n in t.shape))] = t
+    return out
+
+
 def collate(items: list[dict]) -> dict:
     """Pad clips at the end to the longest -> the batch dict described in the module docstring."""
     key = "tokens" if "tokens" in items[0] else "pixels"
-    t_max = max(len(it[key]) for it in items)
-    first = items[0][key]
-    x = torch.zeros(len(items), t_max, *first.shape[1:], dtype=first.dtype)
-    mask = torch.zeros(len(items), t_max, dtype=torch.bool)
-    for b, it in enumerate(items):
-        x[b, : len(it[key])] = it[key]
-        mask[b, : len(it[key])] = True
+    x = pad_stack([it[key] for it in items], 0)
+    mask = pad_stack([torch.ones(len(it[key]), dtype=torch.bool) for it in items], False)
     batch = {key: x, "mask": mask, "index": torch.tensor([it["index"] for it in items])}
+    for name in items[0].keys() - {key, "clip", "index"}:  # per-frame targets
+        values = [it[name] for it in items]
+        batch[name] = pad_stack(values, False if values[0].dtype == torch.bool else float("nan"))
     targets = [it["clip"].target for it in items]
     if all(isinstance(t, int) for t in targets):
         batch["target"] = torch.tensor(targets)
     elif all(isinstance(t, tuple) for t in targets):  # frames to hide
-        hide = torch.zeros(len(items), t_max, dtype=torch.bool)
+        hide = torch.zeros(len(items), x.shape[1], dtype=torch.bool)
         for b, t in enumerate(targets):
             hide[b, list(t)] = True
         batch["hide"] = hide

@@ -35,7 +35,6 @@ from stillmotion.data.sources import load_samples
 from stillmotion.encoders import load as load_encoder
 from stillmotion.heads.model import VideoModel
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
-from stillmotion.tasks.masked import MaskedTokens
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
 from stillmotion.seeding import seeded
@@ -107,7 +106,7 @@ class Trainer:
         classes = class_names(train) if cfg.task.name == "classification" else None
         if cfg.task.name == "classification" and not classes:
             raise ConfigError(f"data.train: {cfg.data.train} has no labels; classification needs a labelled manifest")
-        self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes)
+        self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val)
         self.samples = {s.id: s for s in train + val}
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
                                     **({"size": cfg.data.size} if cfg.data.size else {}))
@@ -120,15 +119,15 @@ class Trainer:
                     self.rows[sample.id] = video_rows(sample, cfg.data.fps)
                 except Exception as exc:  # noqa: BLE001 - a bad file is skipped and reported
                     self.failed.append((sample.path, f"{type(exc).__name__}: {exc}"))
-            frames = {k: len(v) for k, v in self.rows.items()}
+            sources = self.rows
             self.grid, self.dim = pooled_shape(self.encoder.grid, self.encoder.dim, cfg.data.pool_space,
                                                cfg.data.pool_channels)
         else:
             self.store = self._extract()
-            frames = {i: self.store.num_frames(i) for i in self.samples if i in self.store}
+            sources = {i: self.store.frame_indices(i) for i in self.samples if i in self.store}
             self.grid, self.dim = self.store.grid, self.store.dim
-        self.train_videos = self._videos(train, frames)
-        self.val_videos = self._videos(val, frames)
+        self.train_videos = self._videos(train, sources)
+        self.val_videos = self._videos(val, sources)
         if not self.train_videos:
             raise ConfigError(f"data.train: none of the {len(train)} videos can make a {cfg.task.name} clip of "
                               f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
@@ -139,10 +138,13 @@ class Trainer:
                               "epoch; lower it or raise data.clips_per_video")
         self.steps_per_epoch = per_epoch // cfg.train.batch_size
 
-    def _videos(self, samples: list[Sample], frames: dict[str, int]) -> list[Video]:
-        videos = [Video(s.id, frames[s.id], s.label) for s in samples if s.id in frames]
+    def _videos(self, samples: list[Sample], sources: dict[str, np.ndarray]) -> list[Video]:
+        videos = [Video(s.id, len(sources[s.id]), s.label, tuple(sources[s.id].tolist())) for s in samples
+                  if s.id in sources]
         usable = [v for v in videos if self.task.usable(v)]
-        self.left_out = getattr(self, "left_out", set()) | {v.id for v in videos if v not in usable}
+        ids, kept = {v.id for v in videos}, {v.id for v in usable}
+        self.left_out = getattr(self, "left_out", set()) | (ids - kept - set(self.task.problems))
+        self.failed += [(self.samples[i].path, why) for i, why in self.task.problems.items() if i in ids]
         return usable
 
     def _extract(self) -> TokenStore:
@@ -170,8 +172,9 @@ class Trainer:
 
     def dataset(self, clips: list, key: str, train: bool):
         if self.store is not None:
-            return TokenClips(self.store, clips, key, augment=train and self.store.num_views > 1)
-        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train)
+            return TokenClips(self.store, clips, key, augment=train and self.store.num_views > 1, task=self.task,
+                              size=self.encoder.image_size)
+        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train, task=self.task)
 
     def loader(self, epoch: int, first_batch: int = 0) -> DataLoader:
         """This rank's batches of epoch `epoch`, from global batch `first_batch` on."""
@@ -201,7 +204,8 @@ class Trainer:
         self.model = VideoModel(self.dim, self.task.kind, self.task.num_outputs, core=cfg.temporal.name,
                                 size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw), head=cfg.head.name,
                                 mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
-                                max_frames=cfg.data.frames).to(self.device)
+                                max_frames=cfg.data.frames, grid=self.grid,
+                                resolution=cfg.task.resolution).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
@@ -219,15 +223,19 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
+    def _on_device(self, batch: dict) -> dict:
+        """The batch's tensors on the device, with its tokens (B, T, N, D) under "tokens"."""
+        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
+                 if isinstance(v, torch.Tensor) and k != "pixels"}
+        moved["tokens"] = self.tokens(batch)
+        return moved
+
     def train_step(self, batch: dict) -> float:
         self.ddp.train()
-        x = self.tokens(batch)
-        mask = batch["mask"].to(self.device)
-        hide = batch["hide"].to(self.device) if "hide" in batch else None
+        b = self._on_device(batch)
         with self._autocast():
-            out = self.ddp(x, mask, hide)
-        targets = {"target": batch["target"].to(self.device)} if "target" in batch else {"hide": hide, "tokens": x}
-        loss = self.task.loss(out.float(), targets)
+            out = self.ddp(b["tokens"], b["mask"], **self.task.inputs(b))
+        loss = self.task.loss(out.float(), b)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
@@ -243,22 +251,15 @@ class Trainer:
         mine = list(range(self.here.rank, len(clips), self.here.world))
         self.model.eval()
         data = self.dataset([clips[i] for i in mine], "eval", train=False)
-        outputs, sums = [], [0.0, 0.0, 0.0, 0.0]
+        scores = []
         for batch in DataLoader(data, batch_size=max(1, self.cfg.train.batch_size), collate_fn=collate,
                                 num_workers=self.cfg.train.workers):
-            x, mask = self.tokens(batch), batch["mask"].to(self.device)
-            hide = batch["hide"].to(self.device) if "hide" in batch else None
+            b = self._on_device(batch)
             with self._autocast():
-                out = self.model(x, mask, hide).float()
-            if isinstance(self.task, MaskedTokens):
-                sums = [a + b for a, b in zip(sums, self.task.token_sums(out, x, hide))]
-            else:
-                outputs += [(mine[int(i)], o) for i, o in zip(batch["index"], out.cpu())]
-        if isinstance(self.task, MaskedTokens):
-            return self.task.from_sums(dist.sum_over_ranks(sums))
-        gathered = dist.gather_objects(outputs)
-        ordered = sorted(gathered, key=lambda pair: pair[0])
-        return self.task.metrics([o[None] for _, o in ordered], [clips[i] for i, _ in ordered])
+                out = self.model(b["tokens"], b["mask"], **self.task.inputs(b)).float()
+            scores += [(mine[int(i)], r) for i, r in zip(batch["index"], self.task.score(out, b))]
+        ordered = sorted(dist.gather_objects(scores), key=lambda pair: pair[0])
+        return self.task.metrics([r for _, r in ordered], [clips[i] for i, _ in ordered])
 
     # ---- the loop ----------------------------------------------------------------------------
     def _resume(self, log: RunLog) -> int:
