@@ -1,14 +1,16 @@
 """Synthetic tracking scenes: H.264 videos with exact boxes, point tracks and depth.
 
 Two objects (a square and a disk, random colours and sizes) move at constant speed over a
-random colour texture, bouncing off the frame's edges; object 0 is always in front of object 1,
-so it hides it (and the background) where they overlap. Per frame the annotation file
+random colour texture, bouncing off the frame's edges, while the camera pans across the texture
+(by whole pixels, up to `pan` of the frame over the clip); object 0 is always in front of object
+1, so it hides it (and the background) where they overlap. Per frame the annotation file
 (`data.annotations` format) holds:
 
 - `boxes` (T, 2, 4): each object's box (x0, y0, x1, y1), normalized (boxes are amodal: an
   occluded object keeps its box);
 - `points` (T, P, 2) and `visible` (T, P): points fixed on each object's surface and on the
-  background; a point is hidden when an object in front of it covers it;
+  background (moving with the pan); a point is hidden when an object in front of it covers it
+  or the pan takes it out of the frame;
 - `depth` (T, S, S): object 0 at one depth in [1.5, 2.5] m, object 1 in [2.7, 3.5] m, the
   background a ground-like plane from 8 m at the top to 4 m at the bottom.
 
@@ -42,6 +44,7 @@ class SceneConfig:
     val: int = 16
     object_size: tuple[float, float] = (0.22, 0.32)  # min, max diameter, as a fraction of size
     speed: tuple[float, float] = (0.015, 0.035)  # per frame, as a fraction of size
+    pan: float = 0.25  # the camera's largest move along each axis over a clip, as a fraction of size
     points_per_object: int = 6
     background_points: int = 8
     seed: int = 0
@@ -85,7 +88,11 @@ def _bouncing(rng: np.random.Generator, cfg: SceneConfig, radius: float) -> np.n
 def render_scene(cfg: SceneConfig, split: str, index: int) -> Scene:
     rng = np.random.default_rng([cfg.seed, ("train", "val").index(split), index])
     s = cfg.size
-    background = _texture(rng, s)
+    big = s + 2 * round(cfg.pan * s / 2)  # the texture the camera pans across
+    world = _texture(rng, big)
+    start = rng.integers(0, big - s + 1, size=2)
+    end = np.clip(start + rng.uniform(-cfg.pan, cfg.pan, size=2) * s, 0, big - s)
+    pans = np.rint(start + (end - start) * np.arange(cfg.frames)[:, None] / max(cfg.frames - 1, 1)).astype(int)
     radii = rng.uniform(*cfg.object_size, size=2) * s / 2
     centers = np.stack([_bouncing(rng, cfg, r) for r in radii])  # (2, T, 2)
     colors = [_color(rng) for _ in SHAPES]
@@ -93,12 +100,13 @@ def render_scene(cfg: SceneConfig, split: str, index: int) -> Scene:
     # points: offsets on each object's surface (inside 70% of its radius), then fixed background spots
     offsets = [rng.uniform(-0.7, 0.7, size=(cfg.points_per_object, 2)) * r for r in radii]
     offsets[1] *= np.minimum(1, 0.7 / np.maximum(np.hypot(*offsets[1].T) / radii[1], 1e-9))[:, None]  # disk
-    still = rng.uniform(0, s, size=(cfg.background_points, 2))
+    still = rng.uniform(0, big, size=(cfg.background_points, 2))  # on the texture
     pixel = np.stack(np.meshgrid(np.arange(s) + 0.5, np.arange(s) + 0.5, indexing="xy"), -1)  # (S, S, 2) xy
     plane = (8 - 4 * pixel[..., 1] / s).astype(np.float32)
     frames, boxes, points, visible, depth = [], [], [], [], []
     for t in range(cfg.frames):
-        img = Image.fromarray(background)
+        (ox, oy) = pans[t]
+        img = Image.fromarray(np.ascontiguousarray(world[oy:oy + s, ox:ox + s]))
         draw = ImageDraw.Draw(img)
         d = plane.copy()
         for k in (1, 0):  # back to front
@@ -113,8 +121,10 @@ def render_scene(cfg: SceneConfig, split: str, index: int) -> Scene:
         on0, on1 = centers[0, t] + offsets[0], centers[1, t] + offsets[1]
         front = lambda xy: _inside(SHAPES[0], centers[0, t], radii[0], xy)  # noqa: E731
         behind = lambda xy: front(xy) | _inside(SHAPES[1], centers[1, t], radii[1], xy)  # noqa: E731
-        points.append(np.concatenate([on0, on1, still]) / s)
-        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1), ~behind(still)]))
+        ground = still - pans[t]
+        in_view = ((ground >= 0) & (ground < s)).all(-1)
+        points.append(np.concatenate([on0, on1, ground]) / s)
+        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1), in_view & ~behind(ground)]))
     return Scene(np.stack(frames), np.stack(boxes).clip(0, 1).astype(np.float32), np.stack(points).astype(np.float32),
                  np.stack(visible), np.stack(depth))
 

@@ -44,9 +44,9 @@ class VideoModel(nn.Module):
             self.mask_token = nn.Parameter(torch.zeros(dim))
             self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
         elif kind == "boxes":
-            self.head = BoxHead(width, grid[0] * grid[1], heads)
+            self.head = BoxHead(width, grid)
         elif kind == "points":
-            self.head = PointHead(width, grid, heads)
+            self.head = PointHead(width, grid)
         elif kind == "depth":
             self.head = DepthHead(width, grid, resolution)
         elif head == "attentive":

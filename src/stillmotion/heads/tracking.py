@@ -2,9 +2,11 @@
 
 Both read one frame's core tokens (B, N, D) at a time, as in the streaming protocol of paper
 000: the box (points) predicted at frame t is the query at frame t + 1, so a run over a clip is
-autoregressive and a stream needs nothing but the last prediction. Queries are embedded with
-Fourier features of their coordinates and cross-attend to the frame's tokens, to which a learned
-position embedding of the token grid is added. Coordinates are normalized to [0, 1] of the view.
+autoregressive and a stream needs nothing but the last prediction and what the target looked
+like when it was given. Finding the target again is a soft-argmax: the target's look at frame 0
+is compared with every token of the frame, the scores are weighted towards the last position,
+and their softmax averages the token positions. An MLP then refines the estimate from what the
+attention read and the query's Fourier features. Coordinates are normalized to [0, 1] of the view.
 """
 
 from __future__ import annotations
@@ -24,25 +26,45 @@ def fourier(x: torch.Tensor, bands: int = 8) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], -1)
 
 
-class FrameReader(nn.Module):
-    """Queries (B, Q, D) cross-attend to one frame's tokens (B, N, D) -> (B, Q, D)."""
+def token_centres(grid: tuple[int, int]) -> torch.Tensor:
+    """(h * w, 2): each token's centre (x, y), normalized, in the tokens' row-major order."""
+    h, w = grid
+    ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], -1)
 
-    def __init__(self, dim: int, tokens: int, heads: int = 4, mlp_ratio: int = 4):
+
+def sample(tokens: torch.Tensor, grid: tuple[int, int], xy: torch.Tensor) -> torch.Tensor:
+    """Token features (B, N, D) bilinearly sampled at points (B, Q, 2) -> (B, Q, D)."""
+    fmap = rearrange(tokens, "b (h w) d -> b d h w", h=grid[0], w=grid[1])
+    out = F.grid_sample(fmap, (2 * xy - 1)[:, :, None].to(fmap.dtype), mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return rearrange(out[..., 0], "b d q -> b q d")
+
+
+class Locator(nn.Module):
+    """Where is each target now? looks (B, Q, D), last positions (B, Q, 2), one frame's tokens
+    (B, N, D) -> (positions (B, Q, 2), read features (B, Q, D)).
+
+    Attention logits are the scaled look-token similarity minus |token - last|^2 / (2 s^2), with a
+    learned width s; the position is the attention-weighted mean of the token centres."""
+
+    def __init__(self, dim: int, grid: tuple[int, int]):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"tracking head: width {dim} is not divisible by {heads} heads")
-        self.position = nn.Parameter(torch.randn(tokens, dim) * 0.02)
-        self.norm_tokens, self.norm_query = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attend = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mlp_ratio), nn.GELU(),
-                                 nn.Linear(dim * mlp_ratio, dim))
+        self.grid = tuple(grid)
+        self.norm = nn.LayerNorm(dim)
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.log_width = nn.Parameter(torch.tensor(math.log(0.15)))
+        self.register_buffer("centres", token_centres(grid), persistent=False)
 
-    def forward(self, query: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[1] != self.position.shape[0]:
-            raise ValueError(f"tracking head: built for {self.position.shape[0]} tokens per frame, got {tokens.shape[1]}")
-        kv = self.norm_tokens(tokens) + self.position
-        q = query + self.attend(self.norm_query(query), kv, kv, need_weights=False)[0]
-        return q + self.mlp(q)
+    def forward(self, look: torch.Tensor, last: torch.Tensor, tokens: torch.Tensor):
+        if tokens.shape[1] != len(self.centres):
+            raise ValueError(f"tracking head: built for a {self.grid[0]}x{self.grid[1]} token grid, got "
+                             f"{tokens.shape[1]} tokens")
+        x = self.norm(tokens)
+        sim = torch.einsum("bqd,bnd->bqn", self.q(look), self.k(x)) / math.sqrt(x.shape[-1])
+        dist2 = (self.centres.to(last) - last[:, :, None]).pow(2).sum(-1)  # (B, Q, N)
+        attn = (sim - dist2 / (2 * self.log_width.exp() ** 2)).softmax(-1)
+        return attn @ self.centres.to(attn), attn @ self.v(x)
 
 
 def to_cxcywh(box: torch.Tensor) -> torch.Tensor:
@@ -54,65 +76,67 @@ def to_xyxy(box: torch.Tensor) -> torch.Tensor:
 
 
 class BoxHead(nn.Module):
-    """One frame's tokens (B, N, D) and the query box (B, 4) -> the box in this frame (B, 4).
+    """One frame's tokens (B, N, D), the query box (B, 4) and the object's look (B, 1, D) -> the
+    box in this frame (B, 4). Boxes are (x0, y0, x1, y1); the look is the mean of frame 0's
+    features at 3 x 3 points inside the given box."""
 
-    Boxes are (x0, y0, x1, y1). The head predicts a change of the query: a shift of its centre in
-    units of its size, and a log-scale of its width and height."""
-
-    def __init__(self, dim: int, tokens: int, heads: int = 4, bands: int = 8):
+    def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
         super().__init__()
-        self.bands = bands
+        self.grid, self.bands = tuple(grid), bands
+        self.locate = Locator(dim, grid)
         self.embed = nn.Linear(4 * 2 * bands, dim)
-        self.reader = FrameReader(dim, tokens, heads)
-        self.out = nn.Linear(dim, 4)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)  # starts by holding the box still
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 4))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
 
-    def forward(self, tokens: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    def look(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        u = torch.tensor([1 / 6, 1 / 2, 5 / 6], device=box.device, dtype=box.dtype)
+        fx = box[:, None, 0] + (box[:, None, 2] - box[:, None, 0]) * u  # (B, 3)
+        fy = box[:, None, 1] + (box[:, None, 3] - box[:, None, 1]) * u
+        xy = torch.stack(torch.broadcast_tensors(fx[:, :, None], fy[:, None, :]), -1).flatten(1, 2)  # (B, 9, 2)
+        return sample(tokens, self.grid, xy).mean(1, keepdim=True)
+
+    def forward(self, tokens: torch.Tensor, query: torch.Tensor, look: torch.Tensor) -> torch.Tensor:
         q = to_cxcywh(query)
-        change = self.out(self.reader(self.embed(fourier(q, self.bands))[:, None], tokens)[:, 0])
+        centre, read = self.locate(look, q[:, None, :2], tokens)
+        change = self.mlp(read[:, 0] + look[:, 0] + self.embed(fourier(q, self.bands)))
         size = q[:, 2:].clamp(min=1e-3)
-        return to_xyxy(torch.cat([q[:, :2] + change[:, :2] * size, size * change[:, 2:].clamp(-3, 3).exp()], -1))
+        return to_xyxy(torch.cat([centre[:, 0] + 0.25 * change[:, :2].tanh() * size,
+                                  size * change[:, 2:].clamp(-3, 3).exp()], -1))
 
     def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """y (B, T, N, D), first (B, 4): the box given at frame 0 -> (B, T, 4), each frame's box
         predicted from the previous frame's prediction (not back-propagated through)."""
+        look = self.look(y[:, 0], first)
         boxes, query = [], first
         for t in range(y.shape[1]):
-            query = self(y[:, t], query.detach())
+            query = self(y[:, t], query.detach(), look)
             boxes.append(query)
         return torch.stack(boxes, 1)
 
 
 class PointHead(nn.Module):
-    """One frame's tokens (B, N, D), the points' last positions (B, P, 2) and their appearance
-    (B, P, D) -> (B, P, 3): the new (x, y) and a visibility logit.
+    """One frame's tokens (B, N, D), the points' last positions (B, P, 2) and their looks
+    (B, P, D) -> (B, P, 3): the new (x, y) and a visibility logit. A point's look is frame 0's
+    features sampled (bilinearly) where it was queried."""
 
-    A point's appearance is the frame-0 token features sampled (bilinearly) where it was queried."""
-
-    def __init__(self, dim: int, grid: tuple[int, int], heads: int = 4, bands: int = 8):
+    def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
         super().__init__()
         self.grid, self.bands = tuple(grid), bands
+        self.locate = Locator(dim, grid)
         self.embed = nn.Linear(2 * 2 * bands, dim)
-        self.look = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
-        self.reader = FrameReader(dim, grid[0] * grid[1], heads)
-        self.out = nn.Linear(dim, 3)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def appearance(self, tokens: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-        """Token features (B, N, D) sampled at points (B, P, 2) -> (B, P, D)."""
-        fmap = rearrange(tokens, "b (h w) d -> b d h w", h=self.grid[0], w=self.grid[1])
-        sampled = F.grid_sample(fmap, (2 * xy - 1)[:, :, None], mode="bilinear", align_corners=False)
-        return self.look(rearrange(sampled[..., 0], "b d p -> b p d"))
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 3))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, tokens: torch.Tensor, xy: torch.Tensor, look: torch.Tensor) -> torch.Tensor:
-        out = self.out(self.reader(self.embed(fourier(xy, self.bands)) + look, tokens))
-        return torch.cat([xy + 0.1 * out[..., :2], out[..., 2:]], -1)
+        centre, read = self.locate(look, xy, tokens)
+        out = self.mlp(read + look + self.embed(fourier(xy, self.bands)))
+        return torch.cat([centre + 0.1 * out[..., :2].tanh(), out[..., 2:] + 2.0], -1)  # + 2: visible at first
 
     def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """y (B, T, N, D), first (B, P, 2): the points' positions at frame 0 -> (B, T, P, 3)."""
-        look = self.appearance(y[:, 0], first)
+        look = sample(y[:, 0], self.grid, first)
         out, xy = [], first
         for t in range(y.shape[1]):
             step = self(y[:, t], xy.detach(), look)
