@@ -44,11 +44,18 @@ def test_point_head_outputs_positions_and_visibility_per_frame():
     assert torch.allclose(sample(tokens, (4, 4), torch.tensor([[[0.625, 0.375]]]))[0, 0], tokens[0, 6], atol=1e-6)
 
 
+@pytest.mark.parametrize("core", ["gru", "rvm"])
 @pytest.mark.parametrize("kind, shape", [("boxes", (2, 3, 4)), ("points", (2, 3, 5, 3)), ("depth", (2, 3, 16, 16))])
-def test_video_model_outputs_for_each_geometric_task(kind, shape):
-    model = VideoModel(8, kind, 0, core="gru", core_kw={"hidden": 16}, grid=(4, 4), resolution=16)
+def test_geometric_readouts_stream_frame_by_frame_as_they_run_on_clips(kind, shape, core):
+    torch.manual_seed(0)
+    model = VideoModel(8, kind, 0, core=core, size="tiny", grid=(4, 4), resolution=16).eval()
+    for p in model.head.parameters():  # away from the zero init
+        torch.nn.init.normal_(p, std=0.2)
     query = {"boxes": torch.tensor([[0.1, 0.1, 0.4, 0.4]] * 2), "points": torch.rand(2, 5, 2)}.get(kind)
-    assert model(torch.randn(2, 3, 16, 8), torch.ones(2, 3, dtype=torch.bool), query=query).shape == shape
+    x = torch.randn(2, 3, 16, 8)
+    clip = model(x, torch.ones(2, 3, dtype=torch.bool), query=query)
+    assert clip.shape == shape
+    assert torch.allclose(model.stream(x, query), clip, atol=1e-4)
 
 
 @pytest.fixture

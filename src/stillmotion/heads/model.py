@@ -19,7 +19,7 @@ from torch import nn
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.depth import DepthHead
 from stillmotion.heads.linear import LinearProbe
-from stillmotion.heads.tracking import BoxHead, PointHead
+from stillmotion.heads.tracking import BoxHead, PointHead, sample
 from stillmotion.temporal import build
 
 
@@ -81,13 +81,24 @@ class VideoModel(nn.Module):
         return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) c -> b t c", b=b)
 
     @torch.no_grad()
-    def stream(self, x: torch.Tensor) -> torch.Tensor:
-        """One frame at a time through the core's `step`: x (B, T, N, D) -> (B, T, C), the
-        prediction after each frame (stream mode)."""
+    def stream(self, x: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
+        """One frame at a time through the core's `step`: x (B, T, N, D) -> the prediction after
+        each frame: (B, T, C) for "classes" (stream mode), (B, T, 4) boxes or (B, T, P, 3) points
+        from `query`, (B, T, R, R) depth. Only the core's state, the last prediction and the
+        target's look are carried from frame to frame."""
         b, t, n, _ = x.shape
         state = self.core.init_state(b, n, x.device)
-        out = []
+        out, look = [], None
         for i in range(t):
             y, state = self.core.step(x[:, i], state)
-            out.append(self.head(y))
+            if self.kind == "boxes":
+                look = self.head.look(y, query) if look is None else look
+                query = self.head(y, query, look)
+                out.append(query)
+            elif self.kind == "points":
+                look = sample(y, self.head.grid, query) if look is None else look
+                out.append(self.head(y, query, look))
+                query = out[-1][..., :2]
+            else:
+                out.append(self.head(y))
         return torch.stack(out, 1)
