@@ -19,7 +19,7 @@ from torch import nn
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.depth import DepthHead
 from stillmotion.heads.linear import LinearProbe
-from stillmotion.heads.tracking import BoxHead, PointHead, sample
+from stillmotion.heads.tracking import BoxHead, PointHead
 from stillmotion.temporal import build
 
 
@@ -91,14 +91,10 @@ class VideoModel(nn.Module):
         out, look = [], None
         for i in range(t):
             y, state = self.core.step(x[:, i], state)
-            if self.kind == "boxes":
+            if self.kind in ("boxes", "points"):
                 look = self.head.look(y, query) if look is None else look
-                query = self.head(y, query, look)
-                out.append(query)
-            elif self.kind == "points":
-                look = sample(y, self.head.grid, query) if look is None else look
                 out.append(self.head(y, query, look))
-                query = out[-1][..., :2]
+                query = self.head.next_query(out[-1])
             else:
                 out.append(self.head(y))
         return torch.stack(out, 1)

@@ -75,19 +75,48 @@ def to_xyxy(box: torch.Tensor) -> torch.Tensor:
     return torch.cat([box[..., :2] - box[..., 2:] / 2, box[..., :2] + box[..., 2:] / 2], -1)
 
 
-class BoxHead(nn.Module):
+def refiner(dim: int, outputs: int) -> nn.Sequential:
+    """The MLP that refines a tracker's estimate, its last layer zeroed so it starts by
+    changing nothing."""
+    mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, outputs))
+    nn.init.zeros_(mlp[-1].weight)
+    nn.init.zeros_(mlp[-1].bias)
+    return mlp
+
+
+class Tracker(nn.Module):
+    """What the box and point heads share: `look(tokens, query)` takes the target's look from
+    frame 0, `forward(tokens, query, look)` predicts one frame, and `next_query(output)` is the
+    part of the prediction queried at the next frame."""
+
+    def look(self, tokens: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def next_query(self, output: torch.Tensor) -> torch.Tensor:
+        return output
+
+    def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """y (B, T, N, D), first: the query at frame 0 -> every frame's prediction stacked on
+        dim 1, each predicted from the previous one (not back-propagated through)."""
+        look = self.look(y[:, 0], first)
+        out, query = [], first
+        for t in range(y.shape[1]):
+            out.append(self(y[:, t], query.detach(), look))
+            query = self.next_query(out[-1])
+        return torch.stack(out, 1)
+
+
+class BoxHead(Tracker):
     """One frame's tokens (B, N, D), the query box (B, 4) and the object's look (B, 1, D) -> the
     box in this frame (B, 4). Boxes are (x0, y0, x1, y1); the look is the mean of frame 0's
-    features at 3 x 3 points inside the given box."""
+    features at 3 x 3 points inside the given box. `track` gives (B, T, 4)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
         super().__init__()
         self.grid, self.bands = tuple(grid), bands
         self.locate = Locator(dim, grid)
         self.embed = nn.Linear(4 * 2 * bands, dim)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 4))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        self.mlp = refiner(dim, 4)
 
     def look(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         u = torch.tensor([1 / 6, 1 / 2, 5 / 6], device=box.device, dtype=box.dtype)
@@ -104,42 +133,26 @@ class BoxHead(nn.Module):
         return to_xyxy(torch.cat([centre[:, 0] + 0.25 * change[:, :2].tanh() * size,
                                   size * change[:, 2:].clamp(-3, 3).exp()], -1))
 
-    def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-        """y (B, T, N, D), first (B, 4): the box given at frame 0 -> (B, T, 4), each frame's box
-        predicted from the previous frame's prediction (not back-propagated through)."""
-        look = self.look(y[:, 0], first)
-        boxes, query = [], first
-        for t in range(y.shape[1]):
-            query = self(y[:, t], query.detach(), look)
-            boxes.append(query)
-        return torch.stack(boxes, 1)
 
-
-class PointHead(nn.Module):
+class PointHead(Tracker):
     """One frame's tokens (B, N, D), the points' last positions (B, P, 2) and their looks
     (B, P, D) -> (B, P, 3): the new (x, y) and a visibility logit. A point's look is frame 0's
-    features sampled (bilinearly) where it was queried."""
+    features sampled (bilinearly) where it was queried. `track` gives (B, T, P, 3)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
         super().__init__()
         self.grid, self.bands = tuple(grid), bands
         self.locate = Locator(dim, grid)
         self.embed = nn.Linear(2 * 2 * bands, dim)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 3))
-        nn.init.zeros_(self.mlp[-1].weight)
-        nn.init.zeros_(self.mlp[-1].bias)
+        self.mlp = refiner(dim, 3)
+
+    def look(self, tokens: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+        return sample(tokens, self.grid, xy)
 
     def forward(self, tokens: torch.Tensor, xy: torch.Tensor, look: torch.Tensor) -> torch.Tensor:
         centre, read = self.locate(look, xy, tokens)
         out = self.mlp(read + look + self.embed(fourier(xy, self.bands)))
         return torch.cat([centre + 0.1 * out[..., :2].tanh(), out[..., 2:] + 2.0], -1)  # + 2: visible at first
 
-    def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-        """y (B, T, N, D), first (B, P, 2): the points' positions at frame 0 -> (B, T, P, 3)."""
-        look = sample(y[:, 0], self.grid, first)
-        out, xy = [], first
-        for t in range(y.shape[1]):
-            step = self(y[:, t], xy.detach(), look)
-            out.append(step)
-            xy = step[..., :2]
-        return torch.stack(out, 1)
+    def next_query(self, output: torch.Tensor) -> torch.Tensor:
+        return output[..., :2]
