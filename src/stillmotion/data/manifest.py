@@ -44,7 +44,7 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Sample]:
             raise ValueError(f"{path}:{lineno}: each line needs at least a \"path\" key")
         for key in ("path", "annotations"):
             if row.get(key) is not None:
-                row[key] = str(_beside(path, row[key]))
+                row[key] = str(beside(path, row[key]))
         row.setdefault("id", Path(row["path"]).stem)
         extra = {k: v for k, v in row.items() if k not in _FIELDS}
         sample = Sample(**{k: row[k] for k in _FIELDS if k in row}, extra=extra)
@@ -53,7 +53,7 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Sample]:
     return samples
 
 
-def _beside(manifest: Path, name: str) -> Path:
+def beside(manifest: Path, name: str) -> Path:
     """A path from a manifest line: relative ones are relative to the manifest's folder."""
     return Path(name) if Path(name).is_absolute() else manifest.parent / name
 

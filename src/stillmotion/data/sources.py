@@ -21,7 +21,7 @@ import csv
 import json
 from pathlib import Path
 
-from stillmotion.data.manifest import Sample, read_manifest
+from stillmotion.data.manifest import Sample, beside, read_manifest
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 FORMATS = ("folder", "jsonl", "csv", "ucf101", "hmdb51", "ssv2", "kinetics", "diving48")
@@ -73,16 +73,13 @@ def csv_manifest(path: str | Path) -> list[Sample]:
             raise ManifestError(f"{path}: the header row must name a 'path' column (found {reader.fieldnames})")
         samples = []
         for lineno, row in enumerate(reader, 2):
-            video = Path(row["path"])
-            video = video if video.is_absolute() else path.parent / video
+            video = beside(path, row["path"])
             try:
                 start = float(row["start"]) if row.get("start") else None
                 end = float(row["end"]) if row.get("end") else None
             except ValueError as exc:
                 raise ManifestError(f"{path}:{lineno}: start/end must be seconds ({exc})") from exc
-            notes = row.get("annotations") or None
-            if notes and not Path(notes).is_absolute():
-                notes = str(path.parent / notes)
+            notes = str(beside(path, row["annotations"])) if row.get("annotations") else None
             samples.append(Sample(id=row.get("id") or video.stem, path=str(video), label=row.get("label") or None,
                                   split=row.get("split") or None, start=start, end=end, caption=row.get("caption") or None,
                                   annotations=notes))
