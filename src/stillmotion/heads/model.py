@@ -24,7 +24,7 @@ from stillmotion.temporal import build
 
 
 def last_real(per_frame: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """(B, T, C) per-frame outputs -> (B, C) at each clip's last real frame."""
+    """(B, T, ...) per-frame values -> (B, ...) at each clip's last real frame."""
     if mask is None:
         return per_frame[:, -1]
     idx = mask.long().sum(1).clamp(min=1) - 1
@@ -73,7 +73,9 @@ class VideoModel(nn.Module):
             return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) r s -> b t r s", b=y.shape[0])
         if self.mode == "clip":
             return self.head(y, mask)
-        return last_real(self.per_frame(y), mask)
+        # Only the last real frame's answer counts, so only its tokens go through the readout
+        # (per_frame on all T frames gives the same answer T times the work).
+        return self.head(last_real(y, mask))
 
     def per_frame(self, y: torch.Tensor) -> torch.Tensor:
         """The readout on each frame's core tokens alone: (B, T, N, D') -> (B, T, C)."""
