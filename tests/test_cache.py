@@ -126,19 +126,19 @@ def test_extract_writes_every_frame_skips_finished_and_records_failures(tmp_path
     assert "broken" in store and store.failures() == []
 
 
-def test_cached_clips_read_view_zero_or_draw_a_view_when_augmenting(tmp_path):
+def test_token_clips_read_view_zero_or_draw_a_view_per_key_when_augmenting(tmp_path):
     import torch
 
-    from stillmotion.data.tokens import CachedClips
+    from stillmotion.tasks.base import Clip
+    from stillmotion.train.data import TokenClips
 
-    store = TokenStore(tmp_path, {**META, "dtype": "float32", "views": 3})
+    store = TokenStore(tmp_path, {**META, "dtype": "float32", "views": 3, "view_seed": 0})
     for k, vid in enumerate(("a", "b")):
         store.write(vid, np.stack([np.full((2, 4, 8), 10 * k + v, np.float32) for v in range(3)]))
-    samples = [Sample("a", "a.mp4", label="x"), Sample("b", "b.mp4", label="y"), Sample("c", "c.mp4", label="x")]
-    plain = CachedClips(store, samples, ["x", "y"])
-    assert plain.missing == ["c"] and len(plain) == 2
-    tokens, label = plain[1]
-    assert label == 1 and torch.equal(tokens, torch.full((2, 4, 8), 10.0))
-    torch.manual_seed(0)
-    seen = {int(CachedClips(store, samples, ["x", "y"], augment=True)[0][0][0, 0, 0]) for _ in range(30)}
+    clips = [Clip("a", (0, 1), 0), Clip("b", (1,), 1)]
+    item = TokenClips(store, clips)[1]
+    assert item["clip"].target == 1 and torch.equal(item["tokens"], torch.full((1, 4, 8), 10.0))
+    seen = {int(TokenClips(store, clips, key=f"0/{epoch}", augment=True)[0]["tokens"][0, 0, 0]) for epoch in range(30)}
     assert seen == {0, 1, 2}
+    again = [TokenClips(store, clips, key="0/7", augment=True)[0]["tokens"] for _ in range(2)]
+    assert torch.equal(*again)

@@ -9,9 +9,9 @@ from stillmotion.cli import main
 
 def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--size", "64", "--frames", "6", "--train-per-class", "3",
-                 "--val-per-class", "1", "--test-per-class", "1", "--epochs", "1", "--hidden", "16", "--quiet"])
-    assert code == 0
+    args = ["demo", "--out", str(out), "--size", "64", "--frames", "6", "--train-per-class", "3",
+            "--val-per-class", "1", "--test-per-class", "1", "--epochs", "1", "--hidden", "16", "--quiet"]
+    assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     for key in ("baseline_accuracy", "temporal_accuracy"):
         assert 0.0 <= report[key] <= 1.0
@@ -26,9 +26,14 @@ def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
         return sum(p.numel() for p in model.parameters())
 
     assert report["trainable_parameters"] == {
-        "baseline": count(VideoModel(112, "classes", 4, core="mean")),
-        "temporal": count(VideoModel(112, "classes", 4, core="gru", core_kw={"hidden": 16})),
+        "baseline": count(VideoModel(112, "classes", 4, core="mean", max_frames=6)),
+        "temporal": count(VideoModel(112, "classes", 4, core="gru", core_kw={"hidden": 16}, max_frames=6)),
     }
+    for role, core in (("baseline", "mean"), ("temporal", "gru")):  # each model is a trainer run
+        metrics = json.loads((out / "runs" / core / "metrics.json").read_text())
+        assert metrics["core"] == core and metrics["test_videos"] == 4 and metrics["val"]["videos"] == 4
+        assert report[f"{role}_accuracy"] == metrics["test"]["top1"]
+        assert report["curves"][role]["val_accuracy"] == [metrics["val"]["top1"]]
     table = (out / "report.md").read_text()
     assert "| model | test accuracy | trainable parameters | training time (s) |" in table
     assert "gru temporal core" in table and "mean over time (baseline)" in table
@@ -38,6 +43,11 @@ def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
     assert len(list((out / "cache" / "videos").glob("*.safetensors"))) == 20
     printed = capsys.readouterr().out
     assert "| gru temporal core |" in printed and str(out / "report.md") in printed
+
+    assert main(args) == 0  # again: the clips and tokens are reused, the models trained again alike
+    rerun = json.loads((out / "report.json").read_text())
+    assert rerun["extract_seconds"] == 0.0 and report["extract_seconds"] > 0
+    assert rerun["curves"] == report["curves"]
 
 
 def test_command_line_help_and_errors(tmp_path):

@@ -15,7 +15,6 @@ from stillmotion.video.errors import VideoDecodeError
 def _demo(args: argparse.Namespace) -> int:
     from stillmotion.data.synthetic import MotionTaskConfig
     from stillmotion.demo import DemoConfig, run_demo
-    from stillmotion.train.loop import TrainConfig
 
     task = MotionTaskConfig(
         size=args.size, frames=args.frames, train_per_class=args.train_per_class,
@@ -25,7 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
         raise SystemExit(f"stillmotion demo: --hidden sets the gru core's width; size {args.core} with --core-size")
     core_kw = {} if args.hidden is None else {"hidden": args.hidden}
     cfg = DemoConfig(task=task, core=args.core, core_size=args.core_size, core_kw=core_kw,
-                     train=TrainConfig(epochs=args.epochs, seed=args.seed))
+                     epochs=args.epochs, seed=args.seed)
     report = run_demo(args.out, cfg, progress=not args.quiet)
     out = Path(args.out)
     print()
@@ -155,6 +154,9 @@ def _print_result(result: dict, out: Path) -> None:
     val = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["val"].items()}
     print(f"{result['task']} with the {result['core']} core, {result['steps']} steps "
           f"({result['clips_per_second']:.0f} clips/s): validation {val}")
+    if "test" in result:
+        print(f"test ({result['test_videos']} videos): "
+              f"{ {k: round(v, 4) if isinstance(v, float) else v for k, v in result['test'].items()} }")
     if "delta" in result:
         print("Delta (pretrained - scratch): " + ", ".join(f"{k} {v:+.4f}" for k, v in result["delta"].items()))
     print(f"run folder: {out} (metrics.json, log.jsonl, curves.png, tensorboard/, checkpoints/)")

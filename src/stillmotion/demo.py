@@ -1,29 +1,31 @@
 """`stillmotion demo`: the whole data path on the embedded default, end to end, on a CPU.
 
-generate the motion task (H.264 files + manifest) -> decode -> encode every frame once into a
-token cache -> train a recurrent core + streaming attentive readout, and the same with the
-mean-over-time baseline -> test -> report.json, report.md, curves.png, predictions.gif.
-Re-running into the same folder reuses the clips and tokens already made.
+generate the motion task (H.264 files + a manifest with train, val and test splits) -> the
+trainer: decode, encode every frame once into the token cache, train a recurrent core +
+streaming attentive readout, and the same with the mean-over-time baseline, each scored on the
+validation split every epoch and on the test split at the end -> report.json, report.md,
+curves.png, predictions.gif. Each model is an ordinary `stillmotion train` run in
+OUT/runs/CORE (config, checkpoints, log.jsonl, TensorBoard, metrics.json).
+
+Re-running into the same folder reuses the clips and tokens already made; a run that was killed
+resumes from its last checkpoint, a finished one is trained again.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from stillmotion.cache.extract import cache_meta, extract
-from stillmotion.cache.store import TokenStore
-from stillmotion.data.manifest import class_names, read_manifest
-from stillmotion.data.synthetic import MotionTaskConfig, generate_motion_task
-from stillmotion.data.tokens import CachedClips
+from stillmotion.data.synthetic import CLASSES, MotionTaskConfig, generate_motion_task
 from stillmotion.encoders import DEFAULT_ENCODER, load
-from stillmotion.heads.model import VideoModel
-from stillmotion.train.loop import TrainConfig, evaluate, fit
+from stillmotion.train.config import Config, load_config
+from stillmotion.train.trainer import Trainer
+from stillmotion.train.logs import plot_curves
 from stillmotion.video.decode import read_frames
 
 BASELINE_CORE = "mean"
@@ -36,12 +38,34 @@ class DemoConfig:
     core: str = "gru"
     core_size: str = "small"
     core_kw: dict = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_frac: float = 0.1
+    seed: int = 0
     gif_clips: int = 4
 
 
-def _trainable(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def run_config(cfg: DemoConfig, manifest: Path, cache: Path, core: str, size: str, core_kw: dict) -> Config:
+    """The trainer config of one demo model: every clip whole (one per video per epoch), the
+    validation split scored once per epoch, the final weights scored on the test split."""
+    train_clips = len(CLASSES) * cfg.task.train_per_class
+    batch = min(cfg.batch_size, train_clips)
+    steps_per_epoch = train_clips // batch
+    steps = cfg.epochs * steps_per_epoch
+    overrides = {
+        "data.train": str(manifest), "data.cache": str(cache), "data.encoder": cfg.encoder,
+        "data.size": cfg.task.size, "data.frames": cfg.task.frames, "data.clips_per_video": 1,
+        "temporal.name": core, "temporal.size": size, "head.name": "attentive", "head.mode": "stream",
+        "task.name": "classification", "task.eval_clips": 1,
+        "optim.lr": cfg.lr, "optim.weight_decay": cfg.weight_decay,
+        "optim.warmup_steps": max(1, int(cfg.warmup_frac * steps)),
+        "train.steps": steps, "train.batch_size": batch, "train.eval_every": steps_per_epoch,
+        "train.log_every": steps_per_epoch, "train.checkpoint_every": steps_per_epoch, "train.seed": cfg.seed,
+    }
+    dotlist = [f"{k}={v}" for k, v in overrides.items()] + [f"temporal.kw.{k}={v}" for k, v in core_kw.items()]
+    return load_config(None, dotlist)
 
 
 def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None, progress: bool = True) -> dict:
@@ -50,29 +74,27 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    encoder = load(cfg.encoder, device=device, size=cfg.task.size)  # first: bad settings fail fast
+    load(cfg.encoder, size=cfg.task.size)  # first: bad settings fail before the data is made
     manifest = generate_motion_task(out / "data", cfg.task, progress=progress)
-    samples = read_manifest(manifest)
-    classes = class_names(samples)
-    store = TokenStore(out / "cache", cache_meta(encoder))
-    ext = extract(samples, encoder, store, progress=progress)
-    data = {split: CachedClips(store, [s for s in samples if s.split == split], classes) for split in ("train", "val", "test")}
 
     results = {}
     for role, core, size, core_kw in [("baseline", BASELINE_CORE, "small", {}),
                                       ("temporal", cfg.core, cfg.core_size, cfg.core_kw)]:
-        torch.manual_seed(cfg.train.seed)
-        model = VideoModel(encoder.dim, "classes", len(classes), core=core, size=size, core_kw=core_kw).to(device)
-        history = fit(model, data["train"], data["val"], cfg.train, desc=f"train {core}", progress=progress)
-        test = evaluate(model, data["test"])
-        results[role] = {"core": core, "model": model, "history": history, "test": test}
+        run_dir = out / "runs" / core
+        if (run_dir / "metrics.json").is_file():  # finished before: train it again
+            shutil.rmtree(run_dir)
+        trainer = Trainer(run_config(cfg, manifest, out / "cache", core, size, core_kw), run_dir, progress)
+        metrics = trainer.fit()
+        results[role] = {"core": core, "trainer": trainer, "metrics": metrics,
+                         "log": [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]}
 
     base, temp = results["baseline"], results["temporal"]
+    trainer = temp["trainer"]
+    encoder, classes = trainer.encoder, trainer.task.classes
+    extraction = base["trainer"].extraction
     report = {
-        "baseline_accuracy": base["test"]["accuracy"],
-        "temporal_accuracy": temp["test"]["accuracy"],
+        "baseline_accuracy": base["metrics"]["test"]["top1"],
+        "temporal_accuracy": temp["metrics"]["test"]["top1"],
         "baseline_core": BASELINE_CORE,
         "temporal_core": cfg.core,
         "encoder": encoder.name,
@@ -82,25 +104,32 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
         "token_dim": encoder.dim,
         "classes": classes,
         "chance": 1 / len(classes),
-        "clips": {split: len(ds) for split, ds in data.items()},
+        "clips": {"train": len(trainer.train_videos), "val": len(trainer.val_videos), "test": len(trainer.test_videos)},
         "frames_per_clip": cfg.task.frames,
-        "train_seconds": temp["history"].train_seconds,
-        "baseline_train_seconds": base["history"].train_seconds,
-        "trainable_parameters": {"baseline": _trainable(base["model"]), "temporal": _trainable(temp["model"])},
-        "extract_seconds": ext.seconds,
-        "extract_frames_per_second": ext.frames_per_second,
-        "failed_videos": ext.failed,
-        "curves": {role: {"train_loss": r["history"].train_loss, "val_accuracy": r["history"].val_accuracy}
+        "train_seconds": temp["metrics"]["train_seconds"],
+        "baseline_train_seconds": base["metrics"]["train_seconds"],
+        "trainable_parameters": {role: _trainable(r["trainer"].model) for role, r in results.items()},
+        "extract_seconds": extraction.seconds if extraction else 0.0,
+        "extract_frames_per_second": extraction.frames_per_second if extraction else 0.0,
+        "failed_videos": [f["path"] for f in temp["metrics"]["failed"]],
+        "val": {role: r["metrics"]["val"] for role, r in results.items()},
+        "curves": {role: {"train_loss": [e["loss"] for e in r["log"] if e["kind"] == "train"],
+                          "val_accuracy": [e["top1"] for e in r["log"] if e["kind"] == "val"]}
                    for role, r in results.items()},
-        "device": device,
+        "runs": {role: str(out / "runs" / r["core"]) for role, r in results.items()},
+        "device": str(trainer.device),
         "config": asdict(cfg),
     }
-    _plot_curves(out / "curves.png", results)
-    _write_gif(out / "predictions.gif", data["test"], results, classes, cfg)
+    plot_curves({f"{r['core']} ({role})": r["log"] for role, r in results.items()}, out / "curves.png", "top1")
+    _write_gif(out / "predictions.gif", results, classes, cfg)
     report["total_seconds"] = time.perf_counter() - t_start
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(_table(report))
     return report
+
+
+def _trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _table(report: dict) -> str:
@@ -125,47 +154,29 @@ def _table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_curves(path: Path, results: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for role, r in results.items():
-        epochs = np.arange(1, len(r["history"].train_loss) + 1)
-        label = f"{r['core']} ({role})"
-        ax_loss.plot(epochs, r["history"].train_loss, marker="o", label=label)
-        ax_acc.plot(epochs, r["history"].val_accuracy, marker="o", label=label)
-    ax_loss.set(title="training loss", xlabel="epoch", ylabel="cross-entropy")
-    ax_acc.set(title="validation accuracy (last frame)", xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 @torch.no_grad()
-def _write_gif(path: Path, test: CachedClips, results: dict, classes: list[str], cfg: DemoConfig) -> None:
-    """A few test clips side by side, each frame annotated with both models' streaming
-    predictions at that frame (computed one frame at a time through `step`)."""
+def _write_gif(path: Path, results: dict, classes: list[str], cfg: DemoConfig) -> None:
+    """A few test clips side by side (the first of each class), each frame annotated with both
+    models' streaming predictions at that frame (computed one frame at a time through `step`)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    picks = [next(i for i, y in enumerate(test.labels) if y == c) for c in range(len(classes)) if c in test.labels]
-    picks = picks[: cfg.gif_clips]
+    trainer = results["temporal"]["trainer"]
+    first = {}
+    for video in trainer.test_videos:
+        first.setdefault(video.label, video)
+    picks = [first[c] for c in classes if c in first][: cfg.gif_clips]
     if not picks:
         return
     scale, font = 2, ImageFont.load_default(size=13)
     panels = []
-    for i in picks:
-        frames = read_frames(test.samples[i].path)
-        tokens, label = test[i]
+    for video in picks:
+        frames = read_frames(trainer.samples[video.id].path)
+        tokens = torch.from_numpy(trainer.store.read(video.id).astype("float32"))
+        label = classes.index(video.label)
         preds = {}
         for role, r in results.items():
-            model = r["model"].eval()
-            preds[role] = model.stream(tokens[None].to(next(model.parameters()).device))[0].argmax(-1).tolist()
+            model = r["trainer"].model.eval()
+            preds[role] = model.stream(tokens[None].to(r["trainer"].device))[0].argmax(-1).tolist()
         clip = []
         for t, frame in enumerate(frames[: len(tokens)]):
             img = Image.fromarray(frame).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)

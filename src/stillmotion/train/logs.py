@@ -43,25 +43,28 @@ class RunLog:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
 
 
-def plot_curves(log: RunLog, path: Path, metric: str) -> None:
-    """Training loss and the validation `metric` against step, side by side."""
+def plot_curves(runs: dict[str, list[dict]], path: Path, metric: str) -> None:
+    """Training loss and the validation `metric` against step, side by side, one line per run
+    (label -> its log records)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = log.records()
-    train = [(r["step"], r["loss"]) for r in records if r["kind"] == "train"]
-    val = [(r["step"], r[metric]) for r in records if r["kind"] == "val" and metric in r]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
-    if train:
-        ax_loss.plot(*zip(*train))
-    if val:
-        ax_val.plot(*zip(*val), marker="o")
+    for label, records in runs.items():
+        train = [(r["step"], r["loss"]) for r in records if r["kind"] == "train"]
+        val = [(r["step"], r[metric]) for r in records if r["kind"] == "val" and metric in r]
+        if train:
+            ax_loss.plot(*zip(*train), label=label)
+        if val:
+            ax_val.plot(*zip(*val), marker="o", label=label)
     ax_loss.set(title="training loss", xlabel="step")
     ax_val.set(title=f"validation {metric}", xlabel="step")
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
+        if len(runs) > 1:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stillmotion import dist
-from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
+from stillmotion.cache.extract import ExtractConfig, ExtractReport, cache_meta, extract
 from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.cache.store import TokenStore
 from stillmotion.data.manifest import Sample, class_names
@@ -64,10 +64,11 @@ def _device(cfg: Config, here: dist.Rank) -> torch.device:
     return device
 
 
-def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample]]:
-    """Train and validation samples. Without `data.val`: a manifest's "val" split, or its
+def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Train, validation and test samples. Without `data.val`: a manifest's "val" split, or its
     "test" split, else (for a self-supervised task) the training videos themselves, scored on
-    fixed evaluation clips."""
+    fixed evaluation clips. Test: a manifest's "test" split when "val" is the validation split
+    (scored once, at the end), else none."""
     d = cfg.data
     read = lambda source: load_samples(source, d.format, root=d.root, splits=d.splits, split=d.split,  # noqa: E731
                                        labels=d.labels)
@@ -76,12 +77,13 @@ def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample]]:
         val = [s for s in read(d.val) if d.val_split is None or s.split == d.val_split]
         if not val:
             raise ConfigError(f"data.val: no videos in {d.val}" + (f" with split {d.val_split!r}" if d.val_split else ""))
-        return [s for s in train if s.split in (None, "train")] or train, val
+        return [s for s in train if s.split in (None, "train")] or train, val, []
     for held_out in ("val", "test"):
         if any(s.split == held_out for s in train):
-            return [s for s in train if s.split == "train"], [s for s in train if s.split == held_out]
+            test = [s for s in train if s.split == "test"] if held_out == "val" else []
+            return [s for s in train if s.split == "train"], [s for s in train if s.split == held_out], test
     if task_name in SELF_SUPERVISED:
-        return train, train
+        return train, train, []
     raise ConfigError(f"data.val: {cfg.data.train} has no \"val\" split; set data.val=MANIFEST_OR_FOLDER")
 
 
@@ -102,15 +104,16 @@ class Trainer:
     # ---- data --------------------------------------------------------------------------------
     def _prepare_data(self) -> None:
         cfg = self.cfg
-        train, val = _split(cfg, cfg.task.name)
+        train, val, test = _split(cfg, cfg.task.name)
         classes = class_names(train) if cfg.task.name == "classification" else None
         if cfg.task.name == "classification" and not classes:
             raise ConfigError(f"data.train: {cfg.data.train} has no labels; classification needs a labelled manifest")
-        self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val)
-        self.samples = {s.id: s for s in train + val}
+        self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
+        self.samples = {s.id: s for s in train + val + test}
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
                                     **({"size": cfg.data.size} if cfg.data.size else {}))
         self.failed: list[tuple[str, str]] = []
+        self.extraction: ExtractReport | None = None  # what this run added to the cache, if anything
         if cfg.data.online:
             self.store = None
             self.rows = {}
@@ -128,10 +131,12 @@ class Trainer:
             self.grid, self.dim = self.store.grid, self.store.dim
         self.train_videos = self._videos(train, sources)
         self.val_videos = self._videos(val, sources)
+        self.test_videos = self._videos(test, sources)
         if not self.train_videos:
             raise ConfigError(f"data.train: none of the {len(train)} videos can make a {cfg.task.name} clip of "
                               f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
         self.val_clips = [c for v in self.val_videos for c in self.task.eval_clips(v)]
+        self.test_clips = [c for v in self.test_videos for c in self.task.eval_clips(v)]
         per_epoch = len(self.train_videos) * cfg.data.clips_per_video
         if per_epoch < cfg.train.batch_size:
             raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is more than the {per_epoch} clips of an "
@@ -158,8 +163,8 @@ class Trainer:
         dist.barrier()
         todo = [s for s in self.samples.values() if s.id not in store]
         if todo:
-            extract(todo, self.encoder, store, ecfg, progress=self.progress and self.here.is_main,
-                    rank=self.here.rank, world=self.here.world)
+            self.extraction = extract(todo, self.encoder, store, ecfg, progress=self.progress and self.here.is_main,
+                                      rank=self.here.rank, world=self.here.world)
         dist.barrier()
         self.failed = [(f["path"], f["reason"]) for f in store.failures()]
         return store
@@ -318,16 +323,21 @@ class Trainer:
                   "train_seconds": seconds, "clips_per_second": (step - first_step) * cfg.train.batch_size / max(seconds, 1e-9),
                   "train_videos": len(self.train_videos), "val_videos": len(self.val_videos),
                   "failed": [{"path": p, "reason": r} for p, r in self.failed]}
+        if self.test_clips:
+            result["test"] = self.evaluate(self.test_clips)
+            result["test_videos"] = len(self.test_videos)
         if main:
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-            plot_curves(log, self.run_dir / "curves.png", self.task.main_metric)
+            plot_curves({cfg.temporal.name: log.records()}, self.run_dir / "curves.png", self.task.main_metric)
         log.close()
         return result
 
     def _describe(self) -> None:
         source = "online (encoder in the loop)" if self.store is None else f"cache {self.store.path}"
         print(f"{self.cfg.task.name}: {len(self.train_videos)} training videos, {len(self.val_videos)} validation "
-              f"videos ({len(self.val_clips)} clips); tokens {self.grid[0]}x{self.grid[1]}x{self.dim} from {source}; "
+              f"videos ({len(self.val_clips)} clips)"
+              + (f", {len(self.test_videos)} test videos (scored at the end)" if self.test_videos else "")
+              + f"; tokens {self.grid[0]}x{self.grid[1]}x{self.dim} from {source}; "
               f"{self.cfg.temporal.name} core, {self.cfg.head.name} readout ({self.cfg.head.mode}); "
               f"{self.here.world} process(es) on {self.device}", file=sys.stderr)
         for path, reason in self.failed:
