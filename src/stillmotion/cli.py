@@ -152,13 +152,14 @@ def dist_main() -> bool:
 
 def _print_result(result: dict, out: Path) -> None:
     val = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["val"].items()}
-    print(f"{result['task']} with the {result['core']} core, {result['steps']} steps "
-          f"({result['clips_per_second']:.0f} clips/s): validation {val}")
+    speed = f"{result['clips_per_second']:.0f} clips/s" if result["clips_per_second"] else "trained before"
+    print(f"{result['task']} with the {result['core']} core, {result['steps']} steps ({speed}): validation {val}")
     if "test" in result:
         print(f"test ({result['test_videos']} videos): "
               f"{ {k: round(v, 4) if isinstance(v, float) else v for k, v in result['test'].items()} }")
-    if "delta" in result:
-        print("Delta (pretrained - scratch): " + ", ".join(f"{k} {v:+.4f}" for k, v in result["delta"].items()))
+    for key, name in (("delta", "Delta (pretrained - scratch)"), ("delta_test", "Delta on test")):
+        if key in result:
+            print(f"{name}: " + ", ".join(f"{k} {v:+.4f}" for k, v in result[key].items()))
     print(f"run folder: {out} (metrics.json, log.jsonl, curves.png, tensorboard/, checkpoints/)")
 
 

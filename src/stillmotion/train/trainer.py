@@ -359,17 +359,25 @@ def load_core(model: VideoModel, source: str | Path) -> None:
     model.core.load_state_dict(weights)
 
 
+def _delta(pretrained: dict, scratch: dict) -> dict:
+    """Every float metric of a pretrained run minus the same run's from scratch (not chance)."""
+    return {k: pretrained[k] - v for k, v in scratch.items() if isinstance(v, float) and k != "chance"}
+
+
 def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
     """A run; with `init.core` and `init.compare_scratch`, also the same run from scratch (in
-    RUN_DIR/scratch), and the Delta of every metric (pretrained minus scratch) in metrics.json."""
+    RUN_DIR/scratch), and the Delta of every metric (pretrained minus scratch) in metrics.json:
+    `delta` on validation, `delta_test` on the test split when there is one."""
     run_dir = Path(run_dir)
     result = Trainer(cfg, run_dir, progress, init_core=cfg.init.core).fit()
     if cfg.init.core and cfg.init.compare_scratch:
         shared = replace(cfg, data=replace(cfg.data, cache=cfg.data.cache or str(run_dir / "cache")))
         scratch = Trainer(shared, run_dir / "scratch", progress, init_core=None).fit()
         result["scratch"] = scratch["val"]
-        result["delta"] = {k: result["val"][k] - v for k, v in scratch["val"].items()
-                           if isinstance(v, float) and k != "chance"}
+        result["delta"] = _delta(result["val"], scratch["val"])
+        if "test" in scratch:
+            result["scratch_test"] = scratch["test"]
+            result["delta_test"] = _delta(result["test"], scratch["test"])
         if dist.current().is_main:
             (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     dist.stop()
