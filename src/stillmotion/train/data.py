@@ -46,7 +46,8 @@ class TokenClips(Dataset):
         view = int(seeded(self.key, i).integers(self.store.num_views)) if self.augment else 0
         tokens = self.store.read(clip.video, frames=list(clip.rows), view=view)
         params = view_params(self.store.meta["view_seed"], clip.video, view) if view else None
-        return {"tokens": torch.from_numpy(tokens.astype(np.float32)), "clip": clip, "index": i,
+        # torch widens float16 several times faster than numpy's astype
+        return {"tokens": torch.from_numpy(tokens).float(), "clip": clip, "index": i,
                 **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 
 
