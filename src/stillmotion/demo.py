@@ -24,8 +24,8 @@ import torch
 from stillmotion.data.synthetic import CLASSES, MotionTaskConfig, generate_motion_task
 from stillmotion.encoders import DEFAULT_ENCODER, load
 from stillmotion.train.config import Config, load_config
+from stillmotion.train.logs import RunLog, plot_curves
 from stillmotion.train.trainer import Trainer
-from stillmotion.train.logs import plot_curves
 from stillmotion.video.decode import read_frames
 
 BASELINE_CORE = "mean"
@@ -86,7 +86,7 @@ def run_demo(out: str | Path = "stillmotion-demo", cfg: DemoConfig | None = None
         trainer = Trainer(run_config(cfg, manifest, out / "cache", core, size, core_kw), run_dir, progress)
         metrics = trainer.fit()
         results[role] = {"core": core, "trainer": trainer, "metrics": metrics,
-                         "log": [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]}
+                         "log": RunLog(run_dir, enabled=False).records()}
 
     base, temp = results["baseline"], results["temporal"]
     trainer = temp["trainer"]
@@ -171,7 +171,7 @@ def _write_gif(path: Path, results: dict, classes: list[str], cfg: DemoConfig) -
     panels = []
     for video in picks:
         frames = read_frames(trainer.samples[video.id].path)
-        tokens = torch.from_numpy(trainer.store.read(video.id).astype("float32"))
+        tokens = torch.from_numpy(trainer.store.read(video.id)).float()
         label = classes.index(video.label)
         preds = {}
         for role, r in results.items():
