@@ -150,13 +150,16 @@ def dist_main() -> bool:
     return dist.current().is_main
 
 
+def _rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
 def _print_result(result: dict, out: Path) -> None:
-    val = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["val"].items()}
     speed = f"{result['clips_per_second']:.0f} clips/s" if result["clips_per_second"] else "trained before"
-    print(f"{result['task']} with the {result['core']} core, {result['steps']} steps ({speed}): validation {val}")
+    print(f"{result['task']} with the {result['core']} core, {result['steps']} steps ({speed}): "
+          f"validation {_rounded(result['val'])}")
     if "test" in result:
-        print(f"test ({result['test_videos']} videos): "
-              f"{ {k: round(v, 4) if isinstance(v, float) else v for k, v in result['test'].items()} }")
+        print(f"test ({result['test_videos']} videos): {_rounded(result['test'])}")
     for key, name in (("delta", "Delta (pretrained - scratch)"), ("delta_test", "Delta on test")):
         if key in result:
             print(f"{name}: " + ", ".join(f"{k} {v:+.4f}" for k, v in result[key].items()))
