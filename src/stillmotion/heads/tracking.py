@@ -87,7 +87,15 @@ def refiner(dim: int, outputs: int) -> nn.Sequential:
 class Tracker(nn.Module):
     """What the box and point heads share: `look(tokens, query)` takes the target's look from
     frame 0, `forward(tokens, query, look)` predicts one frame, and `next_query(output)` is the
-    part of the prediction queried at the next frame."""
+    part of the prediction queried at the next frame. Each reads the tokens with a `Locator`,
+    embeds its query's `coords` numbers in Fourier features and refines with an MLP to `outputs`."""
+
+    def __init__(self, dim: int, grid: tuple[int, int], bands: int, coords: int, outputs: int):
+        super().__init__()
+        self.grid, self.bands = tuple(grid), bands
+        self.locate = Locator(dim, grid)
+        self.embed = nn.Linear(coords * 2 * bands, dim)
+        self.mlp = refiner(dim, outputs)
 
     def look(self, tokens: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -112,11 +120,7 @@ class BoxHead(Tracker):
     features at 3 x 3 points inside the given box. `track` gives (B, T, 4)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
-        super().__init__()
-        self.grid, self.bands = tuple(grid), bands
-        self.locate = Locator(dim, grid)
-        self.embed = nn.Linear(4 * 2 * bands, dim)
-        self.mlp = refiner(dim, 4)
+        super().__init__(dim, grid, bands, coords=4, outputs=4)
 
     def look(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         u = torch.tensor([1 / 6, 1 / 2, 5 / 6], device=box.device, dtype=box.dtype)
@@ -140,11 +144,7 @@ class PointHead(Tracker):
     features sampled (bilinearly) where it was queried. `track` gives (B, T, P, 3)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
-        super().__init__()
-        self.grid, self.bands = tuple(grid), bands
-        self.locate = Locator(dim, grid)
-        self.embed = nn.Linear(2 * 2 * bands, dim)
-        self.mlp = refiner(dim, 3)
+        super().__init__(dim, grid, bands, coords=2, outputs=3)
 
     def look(self, tokens: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
         return sample(tokens, self.grid, xy)
