@@ -53,8 +53,8 @@ class WindowAttention(nn.Module):
         k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         offsets = torch.arange(k.shape[2] - 1, -1, -1, device=x_t.device)[None]
         y = x_t + self._attend(q, k, v, offsets)[:, 0]
-        keep = self.window - 1
-        return y + self.mlp(self.norm2(y)), (k[:, :, k.shape[2] - keep :], v[:, :, v.shape[2] - keep :])
+        first = max(k.shape[2] - (self.window - 1), 0)  # keep the last window - 1 (all, while fewer)
+        return y + self.mlp(self.norm2(y)), (k[:, :, first:], v[:, :, first:])
 
 
 class CausalAttention(TokenStack):
