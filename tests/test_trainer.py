@@ -187,3 +187,43 @@ def test_a_manifest_with_val_and_test_splits_holds_its_test_split_out_for_the_en
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] != "val"))
     train_, val, test = _split(load_config(None, [f"data.train={manifest}"]), "classification")
     assert [s.split for s in val] == ["test"] * 2 and test == []  # no val split: test validates, none held out
+
+
+def test_the_best_checkpoint_holds_the_weights_of_the_best_validation_score(real_clips, cache, tmp_path):
+    out = tmp_path / "run"
+    result = train(_cfg(real_clips, cache, "train.steps=12", "train.eval_every=2", "train.checkpoint_every=2",
+                        "data.val_fraction=0.4"), out, progress=False)
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["top1"]) for r in records if r["kind"] == "val"]
+    fit = [r["step"] for r in records if r["kind"] == "fit"]
+    assert [s for s, _ in val] == fit == [2, 4, 6, 8, 10, 12]  # training videos scored beside validation
+    step, value = max(val, key=lambda sv: (sv[1], -sv[0]))  # the first of the best
+    assert result["best"] == {"step": step, "metric": "top1", "value": value}
+    assert json.loads((out / "checkpoints/best/best.json").read_text()) == result["best"]
+    best = load_file(str(out / "checkpoints/best/model.safetensors"))
+    same = load_file(str(out / f"checkpoints/step_{step:08d}/model.safetensors"))
+    assert all(torch.equal(best[k], same[k]) for k in same)
+    assert set(result["fit"]) >= {"top1", "chance"} and result["val_shares_training"] == 0
+    run = _cli("eval", out / "checkpoints/best", "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["val"]["top1"] == pytest.approx(value)
+
+
+def test_validation_on_training_videos_is_said_out_loud(real_clips, cache, tmp_path):
+    overrides = [f"data.train={real_clips}", f"data.cache={cache}", *QUICK, "data.val_fraction=0"]
+    run = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", tmp_path / "run", "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "validation videos are training videos too" in run.stderr and "measures fit" in run.stdout
+    saved = json.loads((tmp_path / "run/metrics.json").read_text())
+    assert saved["val_shares_training"] == saved["val_videos"] and "fit" not in saved
+
+
+def test_a_reversed_clip_is_the_forward_clip_s_tokens_in_reverse_order(real_clips, cache, tmp_path):
+    trainer = Trainer(_cfg(real_clips, cache, config="arrow_of_time"), tmp_path / "run", progress=False)
+    clips = trainer.val_clips
+    assert [c.target for c in clips] == [0, 1] * (len(clips) // 2)
+    data = trainer.dataset(clips, "eval", train=False)
+    for i in range(0, len(clips), 2):
+        forward, backward = data[i]["tokens"], data[i + 1]["tokens"]
+        assert clips[i + 1].rows == clips[i].rows[::-1]
+        assert torch.equal(backward, forward.flip(0)) and not torch.equal(backward, forward)

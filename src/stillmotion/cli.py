@@ -158,6 +158,14 @@ def _print_result(result: dict, out: Path) -> None:
     speed = f"{result['clips_per_second']:.0f} clips/s" if result["clips_per_second"] else "trained before"
     print(f"{result['task']} with the {result['core']} core, {result['steps']} steps ({speed}): "
           f"validation {_rounded(result['val'])}")
+    if "fit" in result:
+        print(f"training videos, fixed clips (fit, not generalisation): {_rounded(result['fit'])}")
+    elif result.get("val_shares_training"):
+        print(f"warning: {result['val_shares_training']} validation videos are training videos too: the validation "
+              "figure measures fit, not generalisation")
+    if result.get("best"):
+        best = result["best"]
+        print(f"best validation {best['metric']} {best['value']:.4f} at step {best['step']} (checkpoints/best)")
     if "test" in result:
         print(f"test ({result['test_videos']} videos): {_rounded(result['test'])}")
     for key, name in (("delta", "Delta (pretrained - scratch)"), ("delta_test", "Delta on test")):

@@ -39,7 +39,8 @@ class Task:
     name: str = ""
     kind: str = "classes"
     classes: list[str] = []
-    main_metric: str = "top1"  # the validation curve drawn in curves.png
+    main_metric: str = "top1"  # the validation curve drawn in curves.png, and what picks checkpoints/best
+    higher_is_better: bool = True  # of main_metric
 
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         self.cfg = cfg

@@ -19,6 +19,7 @@ class Depth(AnnotatedTask):
     name = "depth"
     kind = "depth"
     main_metric = "abs_rel"
+    higher_is_better = False
     needs = ("depth",)
 
     def frame_targets(self, clip, size, view):

@@ -27,6 +27,7 @@ class MaskedTokens(Task):
     name = "masked_tokens"
     kind = "tokens"
     main_metric = "mse"
+    higher_is_better = False
 
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)

@@ -1,10 +1,13 @@
 """Checkpoints: RUN_DIR/checkpoints/step_00000100/ holds `model.safetensors` (the weights),
 `training.pt` (optimizer, scheduler, step and every random generator's state) and `config.yaml`;
-RUN_DIR/checkpoints/latest names the newest. A checkpoint is written to a temporary folder and
-renamed into place, so a kill never leaves a half-written one behind."""
+RUN_DIR/checkpoints/latest names the newest. RUN_DIR/checkpoints/best holds the weights and
+config that scored best on validation so far, and `best.json` (step, metric, value). A
+checkpoint is written to a temporary folder and renamed into place, so a kill never leaves a
+half-written one behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from stillmotion.train.config import Config, from_yaml, to_yaml
 
-WEIGHTS, TRAINING, CONFIG = "model.safetensors", "training.pt", "config.yaml"
+WEIGHTS, TRAINING, CONFIG, BEST = "model.safetensors", "training.pt", "config.yaml", "best.json"
 
 
 def rng_state() -> dict:
@@ -46,6 +49,29 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler,
     pointer.write_text(final.name)
     os.replace(pointer, root / "latest")
     return final
+
+
+def save_best(run_dir: Path, step: int, model: torch.nn.Module, cfg: Config, metric: str, value: float) -> Path:
+    """Replace RUN_DIR/checkpoints/best with these weights (no optimizer state: it is not resumed)."""
+    root = Path(run_dir) / "checkpoints"
+    final, tmp, old = root / "best", root / ".tmp_best", root / ".old_best"
+    for path in (tmp, old):
+        shutil.rmtree(path, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+    (tmp / CONFIG).write_text(to_yaml(cfg))
+    (tmp / BEST).write_text(json.dumps({"step": step, "metric": metric, "value": value}))
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def best(run_dir: Path) -> dict | None:
+    """{"step", "metric", "value"} of the run's best checkpoint, or None before there is one."""
+    path = Path(run_dir) / "checkpoints" / "best" / BEST
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def latest(run_dir: Path) -> Path | None:

@@ -30,6 +30,11 @@ class DataConfig:
     split: int = 1  # which official split (UCF101 / HMDB51)
     labels: Optional[str] = None  # SSv2 labels JSON
     val_split: Optional[str] = None  # keep only this split of data.val (e.g. test)
+    # hold out this share of data.train's videos for validation (by file, chosen by split_seed);
+    # None: 0.2 for the self-supervised tasks when nothing else names validation videos; 0: score
+    # on the training videos themselves (a warning says so)
+    val_fraction: Optional[float] = None
+    split_seed: int = 0  # which videos val_fraction holds out (train.seed leaves the split alone)
     cache: Optional[str] = None  # token cache folder; None: RUN_DIR/cache. Missing videos are extracted into it
     encoder: str = "efficientnet-lite0"
     size: Optional[int] = None  # encoder input size; None: the encoder's default
@@ -47,6 +52,8 @@ class DataConfig:
 class TemporalConfig:
     name: str = "gru"
     size: str = "small"
+    input: str = "tokens"  # what the core is fed: tokens | diff (x_t - x_{t-1}) | both (concatenated)
+    norm: bool = False  # LayerNorm each input token (each part of `both` alone) before the core
     kw: dict[str, Any] = field(default_factory=dict)  # constructor keywords over the size's
 
 
@@ -66,6 +73,7 @@ class TaskConfig:
     label_smoothing: float = 0.0
     mask_ratio: float = 0.5  # masked_tokens: share of frames whose tokens are hidden
     eval_clips: int = 2  # clips per video at evaluation (temporal crops; their scores are averaged)
+    whole_videos: bool = True  # box / point tracking: evaluate each video whole, as one stream, not eval_clips clips
     resolution: int = 32  # depth: side of the predicted and compared depth maps
 
 
@@ -112,6 +120,7 @@ _CHOICES = {
     "head.name": ("attentive", "linear"),
     "head.mode": ("stream", "clip"),
     "data.dtype": ("float16", "float32", "int8"),
+    "temporal.input": ("tokens", "diff", "both"),
 }
 
 

@@ -45,7 +45,7 @@ class RunLog:
 
 def plot_curves(runs: dict[str, list[dict]], path: Path, metric: str) -> None:
     """Training loss and the validation `metric` against step, side by side, one line per run
-    (label -> its log records)."""
+    (label -> its log records); the same metric on fixed clips of training videos dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,12 +58,16 @@ def plot_curves(runs: dict[str, list[dict]], path: Path, metric: str) -> None:
         if train:
             ax_loss.plot(*zip(*train), label=label)
         if val:
-            ax_val.plot(*zip(*val), marker="o", label=label)
+            line, = ax_val.plot(*zip(*val), marker="o", label=f"{label} (validation)")
+            fit = [(r["step"], r[metric]) for r in records if r["kind"] == "fit" and metric in r]
+            if fit:
+                ax_val.plot(*zip(*fit), marker=".", linestyle="--", color=line.get_color(),
+                            label=f"{label} (training videos)")
     ax_loss.set(title="training loss", xlabel="step")
-    ax_val.set(title=f"validation {metric}", xlabel="step")
+    ax_val.set(title=metric, xlabel="step")
     for ax in (ax_loss, ax_val):
         ax.grid(alpha=0.3)
-        if len(runs) > 1:
+        if len(runs) > 1 or ax is ax_val:
             ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -31,6 +31,7 @@ from stillmotion.cache.extract import ExtractConfig, ExtractReport, cache_meta, 
 from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.cache.store import TokenStore
 from stillmotion.data.manifest import Sample, class_names
+from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.data.sources import load_samples
 from stillmotion.encoders import load as load_encoder
 from stillmotion.heads.model import VideoModel
@@ -64,27 +65,45 @@ def _device(cfg: Config, here: dist.Rank) -> torch.device:
     return device
 
 
+#: the share of videos held out for validation when a self-supervised run names none
+DEFAULT_VAL_FRACTION = 0.2
+
+
 def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample], list[Sample]]:
-    """Train, validation and test samples. Without `data.val`: a manifest's "val" split, or its
-    "test" split, else (for a self-supervised task) the training videos themselves, scored on
-    fixed evaluation clips. Test: a manifest's "test" split when "val" is the validation split
-    (scored once, at the end), else none."""
+    """Train, validation and test samples. Validation: `data.val`; else a manifest's "val" split
+    (with its "test" split scored once, at the end), or its "test" split; else
+    `data.val_fraction` of the training videos, held out by file (0.2 by default for the
+    self-supervised tasks); `data.val_fraction=0` scores the training videos themselves."""
     d = cfg.data
     read = lambda source: load_samples(source, d.format, root=d.root, splits=d.splits, split=d.split,  # noqa: E731
                                        labels=d.labels)
     train = read(d.train)
     if d.val is not None:
+        if d.val_fraction is not None:
+            raise ConfigError("data.val_fraction: data.val already names the validation videos; set only one")
         val = [s for s in read(d.val) if d.val_split is None or s.split == d.val_split]
         if not val:
             raise ConfigError(f"data.val: no videos in {d.val}" + (f" with split {d.val_split!r}" if d.val_split else ""))
         return [s for s in train if s.split in (None, "train")] or train, val, []
     for held_out in ("val", "test"):
         if any(s.split == held_out for s in train):
+            if d.val_fraction is not None:
+                raise ConfigError(f"data.val_fraction: {d.train} already has a {held_out!r} split; leave it unset")
             test = [s for s in train if s.split == "test"] if held_out == "val" else []
             return [s for s in train if s.split == "train"], [s for s in train if s.split == held_out], test
-    if task_name in SELF_SUPERVISED:
+    fraction = d.val_fraction
+    if fraction is None and task_name in SELF_SUPERVISED:
+        fraction = DEFAULT_VAL_FRACTION
+    if fraction is None:
+        raise ConfigError(f"data.val: {d.train} has no \"val\" split; set data.val=MANIFEST_OR_FOLDER or hold out "
+                          "a share of its videos with data.val_fraction=0.2")
+    if fraction == 0:
         return train, train, []
-    raise ConfigError(f"data.val: {cfg.data.train} has no \"val\" split; set data.val=MANIFEST_OR_FOLDER")
+    try:
+        kept, val = split_by_video(train, fraction, d.split_seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return kept, val, []
 
 
 class Trainer:
@@ -136,12 +155,24 @@ class Trainer:
             raise ConfigError(f"data.train: none of the {len(train)} videos can make a {cfg.task.name} clip of "
                               f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
         self.val_clips = [c for v in self.val_videos for c in self.task.eval_clips(v)]
+        if not self.val_clips:
+            raise ConfigError(f"data.val: none of the {len(val)} validation videos can make a {cfg.task.name} clip of "
+                              f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
+        self.shared = shared_videos(train, val)
+        self.fit_clips = [] if self.shared else self._fit_clips()
         self.test_clips = [c for v in self.test_videos for c in self.task.eval_clips(v)]
         per_epoch = len(self.train_videos) * cfg.data.clips_per_video
         if per_epoch < cfg.train.batch_size:
             raise ConfigError(f"train.batch_size: {cfg.train.batch_size} is more than the {per_epoch} clips of an "
                               "epoch; lower it or raise data.clips_per_video")
         self.steps_per_epoch = per_epoch // cfg.train.batch_size
+
+    def _fit_clips(self) -> list:
+        """Fixed evaluation clips of training videos, as many videos as validation has (at least
+        8), chosen by the seed: what the model scores on data it trained on, beside validation."""
+        count = min(len(self.train_videos), max(len(self.val_videos), 8))
+        order = seeded(self.cfg.train.seed, "fit").permutation(len(self.train_videos))[:count]
+        return [c for i in sorted(order) for c in self.task.eval_clips(self.train_videos[i])]
 
     def _videos(self, samples: list[Sample], sources: dict[str, np.ndarray]) -> list[Video]:
         videos = [Video(s.id, len(sources[s.id]), s.label, tuple(sources[s.id].tolist())) for s in samples
@@ -154,8 +185,9 @@ class Trainer:
 
     def _extract(self) -> TokenStore:
         cfg = self.cfg
+        # views are drawn with `extract`'s default seed, so runs with any train.seed share one cache
         ecfg = ExtractConfig(fps=cfg.data.fps, views=cfg.data.views, pool_space=cfg.data.pool_space,
-                             pool_channels=cfg.data.pool_channels, dtype=cfg.data.dtype, seed=cfg.train.seed)
+                             pool_channels=cfg.data.pool_channels, dtype=cfg.data.dtype)
         path = Path(cfg.data.cache) if cfg.data.cache else self.run_dir / "cache"
         store = TokenStore(path, cache_meta(self.encoder, ecfg))
         if self.here.is_main:
@@ -210,7 +242,8 @@ class Trainer:
                                 size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw), head=cfg.head.name,
                                 mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                                 max_frames=cfg.data.frames, grid=self.grid,
-                                resolution=cfg.task.resolution).to(self.device)
+                                resolution=cfg.task.resolution, inputs=cfg.temporal.input,
+                                norm=cfg.temporal.norm).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
@@ -266,6 +299,23 @@ class Trainer:
         ordered = sorted(dist.gather_objects(scores), key=lambda pair: pair[0])
         return self.task.metrics([r for _, r in ordered], [clips[i] for i, _ in ordered])
 
+    def validate(self, step: int, log: RunLog) -> tuple[dict, dict | None]:
+        """Score validation and the fixed training clips (None when validation is the training
+        videos), log both, and keep checkpoints/best -> (validation, training) metrics."""
+        metrics = self.evaluate()
+        log.write(step, "val", metrics)
+        fit = self.evaluate(self.fit_clips) if self.fit_clips else None
+        if fit is not None:
+            log.write(step, "fit", fit)
+        name = self.task.main_metric
+        value, best = metrics.get(name), checkpoint.best(self.run_dir)
+        if isinstance(value, float) and math.isfinite(value) and (
+                best is None or (value > best["value"] if self.task.higher_is_better else value < best["value"])):
+            if self.here.is_main:
+                checkpoint.save_best(self.run_dir, step, self.model, self.cfg, name, value)
+            dist.barrier()
+        return metrics, fit
+
     # ---- the loop ----------------------------------------------------------------------------
     def _resume(self, log: RunLog) -> int:
         found = checkpoint.latest(self.run_dir)
@@ -308,7 +358,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.3f}")
                     losses = []
                 if step % cfg.train.eval_every == 0 and step < cfg.train.steps:
-                    log.write(step, "val", self.evaluate())
+                    self.validate(step, log)
                 if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                     if main:
                         checkpoint.save(self.run_dir, step, self.model, self.optimizer, self.scheduler, cfg)
@@ -317,9 +367,10 @@ class Trainer:
                     break
         bar.close()
         seconds = time.perf_counter() - start
-        metrics = self.evaluate()
-        log.write(step, "val", metrics)
+        metrics, fit = self.validate(step, log)
         result = {"task": cfg.task.name, "core": cfg.temporal.name, "steps": step, "val": metrics,
+                  **({"fit": fit} if fit is not None else {}),
+                  "best": checkpoint.best(self.run_dir), "val_shares_training": len(self.shared),
                   "train_seconds": seconds, "clips_per_second": (step - first_step) * cfg.train.batch_size / max(seconds, 1e-9),
                   "train_videos": len(self.train_videos), "val_videos": len(self.val_videos),
                   "failed": [{"path": p, "reason": r} for p, r in self.failed]}
@@ -340,6 +391,10 @@ class Trainer:
               + f"; tokens {self.grid[0]}x{self.grid[1]}x{self.dim} from {source}; "
               f"{self.cfg.temporal.name} core, {self.cfg.head.name} readout ({self.cfg.head.mode}); "
               f"{self.here.world} process(es) on {self.device}", file=sys.stderr)
+        if self.shared:
+            print(f"warning: {len(self.shared)} of the {len(self.val_videos)} validation videos are training videos too, "
+                  "so validation measures fit, not generalisation to new videos; hold videos out with data.val=... "
+                  "or data.val_fraction=0.2", file=sys.stderr)
         for path, reason in self.failed:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         if self.left_out:
