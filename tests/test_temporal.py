@@ -110,16 +110,19 @@ def test_the_parallel_scan_equals_the_loop(chunk):
         assert torch.allclose(y_par, y_loop, atol=1e-5) and torch.allclose(h_par, h_loop, atol=1e-5)
 
 
-def test_causal_attention_streams_past_its_window():
+@pytest.mark.parametrize("window", [3, 16])
+def test_causal_attention_streams_past_its_window(window):
     torch.manual_seed(0)
-    core = build("causal-attention", 8, window=3).eval()
+    core = build("causal-attention", 8, window=window).eval()
+    for length in (1, 2, window // 2 + 1, window - 1, window, window + 1, 2 * window + 3):
+        x = torch.randn(2, length, 4, 8)
+        state = core.init_state(2, 4)
+        steps = []
+        for t in range(length):
+            y, state = core.step(x[:, t], state)
+            steps.append(y)
+        assert torch.allclose(torch.stack(steps, 1), core(x), atol=1e-5), length
     x = torch.randn(2, 9, 4, 8)
-    state = core.init_state(2, 4)
-    steps = []
-    for t in range(9):
-        y, state = core.step(x[:, t], state)
-        steps.append(y)
-    assert torch.allclose(torch.stack(steps, 1), core(x), atol=1e-5)
     changed = x.clone()
     changed[:, 0] += 10 * torch.randn(2, 4, 8)  # frame 0 lies outside the window of frames >= 3 (one layer: 2 frames back)
     one = build("causal-attention", 8, window=3, layers=1).eval()
@@ -158,3 +161,42 @@ def test_summary_counts_parameters_flops_and_state(capsys):
     assert main(["temporal", "summary", "--dim", "8", "--tokens", "4", "gru", "mean"]) == 0
     table = capsys.readouterr().out
     assert "| gru |" in table and "| mean | 0 | 0.00 | 0.1 |" in table
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("feed", ["diff", "both"])
+def test_difference_inputs_stream_as_they_run_on_clips(name, feed):
+    torch.manual_seed(0)
+    core = build(name, 8, size="tiny", input=feed, norm=True).eval()
+    for t in (1, 2, 5, 8):  # causal-attention's tiny window is 8 frames
+        x = torch.randn(2, t, 4, 8) * 6
+        state, steps = core.init_state(2, 4), []
+        for i in range(t):
+            y, state = core.step(x[:, i], state)
+            steps.append(y)
+        assert torch.allclose(torch.stack(steps, 1), core(x), atol=1e-5), t
+
+
+def test_difference_inputs_feed_the_change_and_keep_its_size():
+    from stillmotion.temporal.inputs import TokenInputs
+
+    from stillmotion.temporal.baselines import Identity
+
+    x = torch.randn(1, 5, 3, 4)
+    for feed, width in (("diff", 4), ("both", 8)):
+        y = TokenInputs(Identity(width), 4, feed)(x)
+        change = y[..., -4:]
+        assert y.shape[-1] == width and torch.equal(change[:, 0], torch.zeros(1, 3, 4))  # nothing moved before frame 0
+        assert torch.allclose(change[:, 1:], x[:, 1:] - x[:, :-1])
+    normed = TokenInputs(Identity(8), 4, "both", norm=True)(x * 100)
+    plain = torch.nn.functional.layer_norm(x, (4,))
+    assert torch.allclose(normed[..., :4], plain, atol=1e-4)  # tokens normalised first ...
+    assert torch.allclose(normed[:, 1:, :, 4:], plain[:, 1:] - plain[:, :-1], atol=1e-4)  # ... then differenced
+
+
+@pytest.mark.parametrize("feed", ["diff", "both"])
+def test_the_order_blind_controls_stay_blind_whatever_they_are_fed(feed):
+    core = build("mean", 4, input=feed, norm=True)
+    x = torch.randn(2, 6, 3, 4)
+    assert torch.allclose(core(x.flip(1))[:, -1], core(x)[:, -1], atol=1e-6)
+    assert build("gru", 4, input=feed).core.norm.normalized_shape[0] == (8 if feed == "both" else 4)

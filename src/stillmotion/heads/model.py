@@ -35,10 +35,10 @@ class VideoModel(nn.Module):
     def __init__(self, dim: int, kind: str, num_outputs: int, core: str = "gru", size: str = "small",
                  core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
-                 resolution: int = 32):
+                 resolution: int = 32, inputs: str = "tokens", norm: bool = False):
         super().__init__()
         self.kind, self.mode = kind, mode
-        self.core = build(core, dim, size=size, **(core_kw or {}))
+        self.core = build(core, dim, size=size, input=inputs, norm=norm, **(core_kw or {}))
         width = self.core.out_dim
         if kind == "tokens":
             self.mask_token = nn.Parameter(torch.zeros(dim))

@@ -8,6 +8,7 @@ from typing import Callable
 from stillmotion.temporal.base import TemporalCore
 from stillmotion.temporal.baselines import Identity, MeanOverTime
 from stillmotion.temporal.gru import TokenGRU
+from stillmotion.temporal.inputs import INPUTS, TokenInputs, width
 from stillmotion.temporal.mamba import TokenMamba
 from stillmotion.temporal.mix import GatedMambaMix, MambaMix
 from stillmotion.temporal.attention import CausalAttention
@@ -28,17 +29,26 @@ REGISTRY: dict[str, Callable[..., TemporalCore]] = {
     "causal-attention": CausalAttention,
 }
 
+#: the controls that must stay blind to frame order: fed the tokens whatever `input` says
+ORDER_BLIND = ("identity", "mean")
 
-def build(name: str, dim: int, size: str = "small", **kw) -> TemporalCore:
+
+def build(name: str, dim: int, size: str = "small", input: str = "tokens", norm: bool = False, **kw) -> TemporalCore:
     """Build a temporal core by name for tokens of width `dim`, at a named size (see
-    `temporal.sizes`); keywords override the size's settings."""
+    `temporal.sizes`); keywords override the size's settings. `input` ("tokens", "diff" or
+    "both") and `norm` choose what the core is fed (see `temporal.inputs`)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
+    if input not in INPUTS:
+        raise ValueError(f"temporal input {input!r}: choose one of {', '.join(INPUTS)}")
     takes = [p for p in inspect.signature(REGISTRY[name]).parameters if p != "dim"]
     unknown = sorted(set(kw) - set(takes))
     if unknown and "kw" not in takes:
         raise ValueError(f"temporal core {name!r} has no setting {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
-    return REGISTRY[name](dim, **{**size_kwargs(name, size), **kw})
+    if name in ORDER_BLIND:
+        input = "tokens"  # a frame difference would give the order-blind controls the order they exist to lack
+    core = REGISTRY[name](width(dim, input), **{**size_kwargs(name, size), **kw})
+    return core if input == "tokens" and not norm else TokenInputs(core, dim, input, norm)
 
 
-__all__ = ["REGISTRY", "SIZES", "TemporalCore", "build"]
+__all__ = ["INPUTS", "REGISTRY", "SIZES", "TemporalCore", "build"]
