@@ -76,7 +76,7 @@ def annotated(tmp_path):
 
 def test_box_clips_start_where_the_object_is_and_targets_follow_the_view(annotated):
     samples, video = annotated
-    task = TASKS["box_tracking"](TaskConfig(eval_clips=2), 3, samples=samples)
+    task = TASKS["box_tracking"](TaskConfig(eval_clips=2, whole_videos=False), 3, samples=samples)
     assert task.usable(video)
     # starts 0..3 fit 3 frames; object 1 appears at frame 2; frame 5 is not annotated
     assert task.starts(video) == [(0, 0), (1, 0), (2, 0), (2, 1), (3, 0), (3, 1)]
@@ -88,6 +88,18 @@ def test_box_clips_start_where_the_object_is_and_targets_follow_the_view(annotat
     assert iou.tolist() == pytest.approx([1.0]) and held.item() == pytest.approx(0.15 / 0.25)  # 0.05 shift of a 0.2-wide box
     m = task.metrics([(iou, held)], [Clip("v", (3, 4, 5), 0)])
     assert m["mean_iou"] == pytest.approx(1.0) and m["static_iou"] == pytest.approx(0.6) and m["frames"] == 1
+
+
+def test_trackers_evaluate_each_video_whole_from_where_the_target_is_to_where_it_was_last_seen(annotated):
+    samples, video = annotated
+    boxes = TASKS["box_tracking"](TaskConfig(), 3, samples=samples)
+    assert boxes.usable(video)
+    # frame 5 is not annotated, so both objects' streams end at frame 4; object 1 starts at frame 2
+    assert boxes.eval_clips(video) == [Clip("v", (0, 1, 2, 3, 4), 0), Clip("v", (2, 3, 4), 1)]
+    points = TASKS["point_tracking"](TaskConfig(), 3, samples=samples)
+    assert points.usable(video) and points.eval_clips(video) == [Clip("v", (0, 1, 2, 3, 4), None)]
+    clipped = TASKS["box_tracking"](TaskConfig(eval_clips=2, whole_videos=False), 3, samples=samples)
+    assert clipped.usable(video) and len(clipped.eval_clips(video)[0].rows) == 3
 
 
 def test_point_and_depth_targets_and_perfect_scores(annotated):
@@ -158,6 +170,27 @@ def test_point_tracking_beats_holding_the_points_still(scenes, tmp_path):
 def test_depth_beats_each_frames_mean_depth(scenes, tmp_path):
     val = train(_cfg("depth", scenes), tmp_path / "run", progress=False)["val"]
     assert val["abs_rel"] < 0.5 * val["constant_abs_rel"] and val["delta1"] > 0.8
+
+
+def test_whole_video_tracking_evaluation_equals_stepping_the_stream_frame_by_frame(scenes, tmp_path):
+    from stillmotion.tasks.metrics import box_iou
+
+    trainer = Trainer(_cfg("box_tracking", scenes, "train.steps=20"), tmp_path / "run", progress=False)
+    trainer.fit()
+    assert all(len(c.rows) > 8 for c in trainer.val_clips)  # whole scenes, longer than a training clip
+    ious, held = [], []
+    for clip in trainer.val_clips:
+        item = trainer.dataset([clip], "eval", train=False)[0]
+        true = item["boxes"]
+        stream = trainer.model.stream(item["tokens"][None], true[None, 0])[0]
+        ok = true.isfinite().all(-1)
+        ok[0] = False
+        ious.append(box_iou(stream[ok], true[ok]))
+        held.append(box_iou(true[0].expand(int(ok.sum()), 4), true[ok]))
+    metrics = trainer.evaluate()
+    assert metrics["frames"] == sum(len(i) for i in ious)
+    assert metrics["mean_iou"] == pytest.approx(torch.cat(ious).mean().item(), abs=1e-5)
+    assert metrics["static_iou"] == pytest.approx(torch.cat(held).mean().item(), abs=1e-6)
 
 
 def test_online_targets_match_cached_ones(scenes, tmp_path):

@@ -46,14 +46,21 @@ class Locator(nn.Module):
     (B, N, D) -> (positions (B, Q, 2), read features (B, Q, D)).
 
     Attention logits are the scaled look-token similarity minus |token - last|^2 / (2 s^2), with a
-    learned width s; the position is the attention-weighted mean of the token centres."""
+    learned width s. The position is the last one moved by the attention-weighted mean of the
+    token centres minus the same mean under the distance term alone: where the look tells
+    nothing, the target stays where it was (a plain soft-argmax would pull it towards the middle
+    of the frame, frame after frame, near the borders)."""
 
     def __init__(self, dim: int, grid: tuple[int, int]):
         super().__init__()
         self.grid = tuple(grid)
         self.norm = nn.LayerNorm(dim)
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        for proj in (self.q, self.k):  # start as plain matching of the look against each token
+            nn.init.eye_(proj.weight)
+            nn.init.zeros_(proj.bias)
         self.log_width = nn.Parameter(torch.tensor(math.log(0.15)))
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(10.0)))
         self.register_buffer("centres", token_centres(grid), persistent=False)
 
     def forward(self, look: torch.Tensor, last: torch.Tensor, tokens: torch.Tensor):
@@ -61,10 +68,12 @@ class Locator(nn.Module):
             raise ValueError(f"tracking head: built for a {self.grid[0]}x{self.grid[1]} token grid, got "
                              f"{tokens.shape[1]} tokens")
         x = self.norm(tokens)
-        sim = torch.einsum("bqd,bnd->bqn", self.q(look), self.k(x)) / math.sqrt(x.shape[-1])
-        dist2 = (self.centres.to(last) - last[:, :, None]).pow(2).sum(-1)  # (B, Q, N)
-        attn = (sim - dist2 / (2 * self.log_width.exp() ** 2)).softmax(-1)
-        return attn @ self.centres.to(attn), attn @ self.v(x)
+        q, k = F.normalize(self.q(self.norm(look)), dim=-1), F.normalize(self.k(x), dim=-1)
+        sim = self.log_sharpness.exp() * torch.einsum("bqd,bnd->bqn", q, k)  # a scaled cosine
+        centres = self.centres.to(last)
+        near = -(centres - last[:, :, None]).pow(2).sum(-1) / (2 * self.log_width.exp() ** 2)  # (B, Q, N)
+        attn = (sim + near).softmax(-1)
+        return (last + (attn - near.softmax(-1)) @ centres).clamp(0, 1), attn @ self.v(x)
 
 
 def to_cxcywh(box: torch.Tensor) -> torch.Tensor:
@@ -115,27 +124,31 @@ class Tracker(nn.Module):
 
 
 class BoxHead(Tracker):
-    """One frame's tokens (B, N, D), the query box (B, 4) and the object's look (B, 1, D) -> the
-    box in this frame (B, 4). Boxes are (x0, y0, x1, y1); the look is the mean of frame 0's
-    features at 3 x 3 points inside the given box. `track` gives (B, T, 4)."""
+    """One frame's tokens (B, N, D), the query box (B, 4) and the object's look -> the box in
+    this frame (B, 4). Boxes are (x0, y0, x1, y1); the look is the mean of frame 0's features at
+    3 x 3 points inside the given box, with that box's size. The size is predicted as a factor
+    of the first box's (within e^-2..e^2), never of the last frame's, so a small bias in it
+    cannot compound over a long stream. `track` gives (B, T, 4)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int = 8):
         super().__init__(dim, grid, bands, coords=4, outputs=4)
 
-    def look(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    def look(self, tokens: torch.Tensor, box: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (features (B, 1, D), the box's width and height (B, 2))."""
         u = torch.tensor([1 / 6, 1 / 2, 5 / 6], device=box.device, dtype=box.dtype)
         fx = box[:, None, 0] + (box[:, None, 2] - box[:, None, 0]) * u  # (B, 3)
         fy = box[:, None, 1] + (box[:, None, 3] - box[:, None, 1]) * u
         xy = torch.stack(torch.broadcast_tensors(fx[:, :, None], fy[:, None, :]), -1).flatten(1, 2)  # (B, 9, 2)
-        return sample(tokens, self.grid, xy).mean(1, keepdim=True)
+        return sample(tokens, self.grid, xy).mean(1, keepdim=True), (box[:, 2:] - box[:, :2]).clamp(min=1e-3)
 
-    def forward(self, tokens: torch.Tensor, query: torch.Tensor, look: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, query: torch.Tensor, look: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        features, first_size = look
         q = to_cxcywh(query)
-        centre, read = self.locate(look, q[:, None, :2], tokens)
-        change = self.mlp(read[:, 0] + look[:, 0] + self.embed(fourier(q, self.bands)))
-        size = q[:, 2:].clamp(min=1e-3)
-        return to_xyxy(torch.cat([centre[:, 0] + 0.25 * change[:, :2].tanh() * size,
-                                  size * change[:, 2:].clamp(-3, 3).exp()], -1))
+        centre, read = self.locate(features, q[:, None, :2], tokens)
+        change = self.mlp(read[:, 0] + features[:, 0] + self.embed(fourier(q, self.bands)))
+        size = first_size * change[:, 2:].clamp(-2, 2).exp()
+        box = to_xyxy(torch.cat([centre[:, 0] + 0.25 * change[:, :2].tanh() * q[:, 2:].clamp(min=1e-3), size], -1))
+        return box.clamp(0, 1)  # the view's part of it: targets are clipped to the view the same way
 
 
 class PointHead(Tracker):

@@ -20,10 +20,11 @@ KEEP = 64
 
 
 class AnnotatedTask(Task):
-    """Subclasses set `needs` (the annotation arrays they read) and `first_ok(notes, rows)`:
-    whether a clip may start at each annotated row."""
+    """Subclasses set `needs` (the annotation arrays they read) and `first_ok(notes, i)`: the
+    targets a clip may have when it starts at annotated frame i."""
 
     needs: tuple[str, ...] = ()
+    whole = False  # trackers: evaluate each video whole, as one stream (`whole_clips`)
 
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
@@ -81,13 +82,28 @@ class AnnotatedTask(Task):
                      starts[p][1]) for p in picks]
 
     def eval_clips(self, video):
-        """`eval_clips` starts spread over those available, each with every target it allows."""
+        """`eval_clips` starts spread over those available, each with every target it allows;
+        for tasks that set `whole` (with `task.whole_videos`), `whole_clips` instead."""
+        if self.whole and self.cfg.whole_videos:
+            return self.whole_clips(video)
         starts = self.starts(video)
         rows = sorted({r for r, _ in starts})
         chosen = {rows[i] for i in {round(k * (len(rows) - 1) / max(self.cfg.eval_clips - 1, 1))
                                     for k in range(min(self.cfg.eval_clips, len(rows)))}}
         return [Clip(video.id, tuple(range(r, min(r + self.frames, video.num_frames))), t)
                 for r, t in starts if r in chosen]
+
+    def whole_clips(self, video: Video) -> list[Clip]:
+        """One clip per target, from the first annotated row where it may start to the last
+        annotated row where it is still there: the whole video as one stream."""
+        notes = self.notes(video.id)
+        found = notes.rows(self.sources[video.id])
+        first, last = {}, {}
+        for row in np.flatnonzero(found >= 0):
+            for target in self.first_ok(notes, int(found[row])):
+                first.setdefault(target, int(row))
+                last[target] = int(row)
+        return [Clip(video.id, tuple(range(first[t], last[t] + 1)), t) for t in first]
 
     def window(self, clip: Clip, size: int, view) -> Window:
         width, height = self.sizes[clip.video]

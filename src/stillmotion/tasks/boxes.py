@@ -33,6 +33,7 @@ class BoxTracking(AnnotatedTask):
     kind = "boxes"
     main_metric = "mean_iou"
     needs = ("boxes",)
+    whole = True
 
     def first_ok(self, notes, i):
         return [k for k in range(notes.boxes.shape[1]) if np.isfinite(notes.boxes[i, k]).all()]

@@ -25,6 +25,7 @@ class PointTracking(AnnotatedTask):
     kind = "points"
     main_metric = "average_jaccard"
     needs = ("points", "visible")
+    whole = True
 
     def first_ok(self, notes, i):
         return [None] if notes.visible[i].any() else []
