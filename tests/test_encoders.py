@@ -55,4 +55,13 @@ def test_bad_encoder_arguments_are_named():
     with pytest.raises(ValueError, match="multiple of 32"):
         load("efficientnet-lite0", size=100)
     with pytest.raises(ValueError, match="unknown layer"):
-        load("efficientnet-lite0", layer="stride8")
+        load("efficientnet-lite0", layer="stride4")
+
+
+@pytest.mark.parametrize("name, grid, dim", [("efficientnet-lite0/stride8", (8, 8), 40),
+                                             ("efficientnet-lite0/stride32", (2, 2), 320)])
+def test_other_stages_load_by_name(name, grid, dim):
+    encoder = load(name, size=64)
+    assert (encoder.grid, encoder.dim, encoder.name) == (grid, dim, name)
+    assert encoder.encode(torch.zeros(2, 3, 64, 64)).shape == (2, grid[0] * grid[1], dim)
+    assert encoder.fingerprint != load("efficientnet-lite0", size=64).fingerprint

@@ -65,7 +65,7 @@ def test_run_writes_metrics_logs_checkpoints_and_eval_reproduces_them(real_clips
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in records if r["kind"] == "val"] == [3, 6]
     assert (out / "curves.png").stat().st_size > 0 and any((out / "tensorboard").iterdir())
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_00000003", "step_00000006"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best", "latest", "step_00000003", "step_00000006"]
     weights = load_file(str(out / "checkpoints" / "step_00000006" / "model.safetensors"))
     assert any(k.startswith("core.") for k in weights) and any(k.startswith("head.") for k in weights)
 
@@ -139,6 +139,10 @@ def test_pretrained_core_starts_the_finetune_and_delta_is_reported(real_clips, c
     other = Trainer(_cfg(real_clips, cache, "temporal.kw.hidden=16"), tmp_path / "tmm", progress=False).model
     with pytest.raises(ValueError, match="init.core"):
         load_core(other, pre)
+    raw = Trainer(_cfg(real_clips, cache, "temporal.input=tokens", "temporal.norm=false"), tmp_path / "raw",
+                  progress=False).model  # the pretext config reads normalised differences
+    with pytest.raises(ValueError, match="input and norm"):
+        load_core(raw, pre)
 
 
 def test_masked_tokens_and_online_tokens(real_clips, cache, tmp_path):
@@ -160,20 +164,23 @@ def test_masked_tokens_and_online_tokens(real_clips, cache, tmp_path):
     assert online.train_step(next(iter(online.loader(0)))) > 0
 
 
-def test_pretexts_beat_chance_on_real_clips_and_the_mean_core_cannot(real_clips, cache, tmp_path):
-    """The shipped CPU configs, as they are, on the five real clips (each scored on fixed
-    evaluation clips: every rate or both directions at several places)."""
+def test_the_shipped_pretext_recipes_fit_real_clips_and_the_mean_core_cannot(real_clips, cache, tmp_path):
+    """The shipped CPU configs on the five real clips, at fewer steps. One clip is held out by
+    default (data.val_fraction), so validation is a single video here: the figures of
+    generalisation to unseen videos are bench/real.py's (README, docs/real-footage.md). What must
+    hold on any machine: each recipe fits the clips it trains on well above chance, no video is in
+    both splits, and the order-blind mean core sits at chance exactly on both."""
     def run(config, *overrides):
         cfg = load_config(REPO / f"configs/cpu/{config}.yaml", [f"data.train={real_clips}", f"data.cache={cache}",
                                                                 *overrides])
-        return train(cfg, tmp_path / f"{config}-{len(overrides)}", progress=False)["val"]
+        return train(cfg, tmp_path / f"{config}-{len(overrides)}", progress=False)
 
-    prp = run("prp")
-    assert prp["chance"] == 0.25 and prp["top1"] >= 0.45
-    arrow = run("arrow_of_time")
-    assert arrow["chance"] == 0.5 and arrow["top1"] >= 0.7
+    prp = run("prp", "train.steps=200")  # 0.75 of 48 fixed clips when written
+    assert prp["val_shares_training"] == 0 and prp["fit"]["chance"] == 0.25 and prp["fit"]["top1"] >= 0.55
+    arrow = run("arrow_of_time", "train.steps=200")  # 0.74 of 96
+    assert arrow["val_shares_training"] == 0 and arrow["fit"]["top1"] >= 0.65
     blind = run("arrow_of_time", "temporal.name=mean", "train.steps=60")
-    assert blind["top1"] == 0.5  # forward and reversed clips look the same to a mean over time
+    assert blind["val"]["top1"] == blind["fit"]["top1"] == 0.5  # forward and reversed look the same to a mean
 
 
 def test_a_manifest_with_val_and_test_splits_holds_its_test_split_out_for_the_end(tmp_path):

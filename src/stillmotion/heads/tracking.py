@@ -45,7 +45,8 @@ class Locator(nn.Module):
     """Where is each target now? looks (B, Q, D), last positions (B, Q, 2), one frame's tokens
     (B, N, D) -> (positions (B, Q, 2), read features (B, Q, D)).
 
-    Attention logits are the scaled look-token similarity minus |token - last|^2 / (2 s^2), with a
+    Attention logits are a scaled cosine between the look and each token (learned projections
+    that start as the identity, a learned sharpness) minus |token - last|^2 / (2 s^2), with a
     learned width s. The position is the last one moved by the attention-weighted mean of the
     token centres minus the same mean under the distance term alone: where the look tells
     nothing, the target stays where it was (a plain soft-argmax would pull it towards the middle

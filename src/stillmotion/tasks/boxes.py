@@ -1,10 +1,12 @@
 """Box tracking (as on Waymo in paper 000): given an object's box in a clip's first frame,
 follow it through the clip, the box predicted at frame t being the query at frame t + 1.
 
-Clips start at an annotated frame where the object is present; boxes are compared in the
-encoder's view (normalized). Loss: L1 plus generalized-IoU loss over the frames where the object
-is annotated. Metric: `mean_iou` over objects and frames after the first (the given one), with
-`static_iou`, the score of holding the first box still, beside it."""
+Training clips start at an annotated frame where the object is present; boxes are compared in
+the encoder's view (normalized). Loss: L1 plus generalized-IoU loss over the frames where the
+object is annotated. Validation streams each video whole (`task.whole_videos`): from the first
+annotated frame where the object is there to the last, every box predicted from the previous
+prediction. Metric: `mean_iou` over objects and annotated frames after the first (the given
+one), with `static_iou`, the score of holding the first box still over the same frames."""
 
 from __future__ import annotations
 

@@ -410,7 +410,8 @@ def load_core(model: VideoModel, source: str | Path) -> None:
                     if k not in own or k not in weights or own[k].shape != weights[k].shape)
     if differ or not weights:
         raise ConfigError(f"init.core: {source} holds a different temporal core ({len(differ)} tensors differ, "
-                          f"e.g. {differ[:3]}); pretrain with the same temporal.name, size and kw")
+                          f"e.g. {differ[:3]}); fine-tune with the pretext run's temporal.name, size, kw, input and "
+                          f"norm (its config.yaml has them)")
     model.core.load_state_dict(weights)
 
 
