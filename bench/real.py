@@ -8,8 +8,8 @@ elsewhere if they live elsewhere). Without them the bench prints why and exits 0
 
 - diagnose: checks of the data path before any training (see `diagnose`).
 - arrow, prp: the shipped configs given only `data.train=CLIPS`: they hold out a fifth of the
-  clips by file (`data.val_fraction` 0.2) and score on it; the `mean`
-  core, blind to frame order, beside each.
+  clips by file (`data.val_fraction` 0.2; split 0, the same on every machine) and score on it;
+  the `mean` core, blind to frame order, beside each.
 - other: the same configs trained on all 67 clips and scored on footage of another kind: the
   five clips of ../shared/data/real-clips (other cameras, subjects, frame rates and lengths).
 - boxes: box tracking on 20 of the clips whose objects we boxed by hand
@@ -185,7 +185,8 @@ def main() -> int:
             report("box_static_iou", boxes["val"]["static_iou"])
             report("box_gain_over_static", boxes["val"]["mean_iou"] - boxes["val"]["static_iou"])
             report("box_seconds", boxes["seconds"])
-            print(f"box_videos={boxes['train_videos']}/{boxes['val_videos']} box_scored_frames={boxes['val']['frames']}")
+            print(f"box_videos={boxes['train_videos']}/{boxes['val_videos']} "
+                  f"box_scored_frames={boxes['val']['frames']}")
     if args.repeats > 1:
         for key, values in figures.items():
             print(f"{key}_range={min(values):.4f}..{max(values):.4f}")

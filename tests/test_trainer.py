@@ -65,7 +65,8 @@ def test_run_writes_metrics_logs_checkpoints_and_eval_reproduces_them(real_clips
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in records if r["kind"] == "val"] == [3, 6]
     assert (out / "curves.png").stat().st_size > 0 and any((out / "tensorboard").iterdir())
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best", "latest", "step_00000003", "step_00000006"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best", "latest", "step_00000003",
+                                                                       "step_00000006"]
     weights = load_file(str(out / "checkpoints" / "step_00000006" / "model.safetensors"))
     assert any(k.startswith("core.") for k in weights) and any(k.startswith("head.") for k in weights)
 

@@ -5,9 +5,10 @@ later frame; the positions predicted at frame t are the queries at frame t + 1.
 Validation streams each video whole (`task.whole_videos`), from the first annotated frame where
 a point is visible to the last. Only points visible in the first frame are queried; a point
 leaving the view counts as not visible. Loss: Huber on the positions of visible points plus
-binary cross-entropy on visibility. Metrics (tasks.metrics.point_tracking, in pixels of a 256 x 256 view as TAP-Vid): average
-Jaccard, position accuracy and occlusion accuracy over the frames after the first, with
-`static_average_jaccard`, the score of points held still and always visible, beside them."""
+binary cross-entropy on visibility. Metrics (tasks.metrics.point_tracking, in pixels of a
+256 x 256 view as TAP-Vid): average Jaccard, position accuracy and occlusion accuracy over the
+frames after the first, with `static_average_jaccard`, the score of points held still and
+always visible, beside them."""
 
 from __future__ import annotations
 
