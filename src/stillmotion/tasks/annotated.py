@@ -63,13 +63,15 @@ class AnnotatedTask(Task):
         self.sources[video.id] = np.asarray(video.sources)
         return bool(self.starts(video))
 
-    def starts(self, video: Video) -> list[tuple[int, int | None]]:
-        """(row, target) pairs a clip may start from: an annotated row where `first_ok` holds."""
-        room = max(video.num_frames - self.frames, 0)
-        rows = np.arange(room + 1)
+    def _pairs(self, video: Video, rows: np.ndarray) -> list[tuple[int, int | None]]:
+        """(row, target) for each of `rows` that is annotated, with every target `first_ok` allows there."""
         notes = self.notes(video.id)
         found = notes.rows(self.sources[video.id][rows])
         return [(int(r), t) for r, i in zip(rows, found) if i >= 0 for t in self.first_ok(notes, int(i))]
+
+    def starts(self, video: Video) -> list[tuple[int, int | None]]:
+        """(row, target) pairs a clip may start from: an annotated row where `first_ok` holds."""
+        return self._pairs(video, np.arange(max(video.num_frames - self.frames, 0) + 1))
 
     def first_ok(self, notes: Annotations, i: int) -> list[int | None]:
         """The targets (an object, or None) a clip starting at annotated frame i may have."""
@@ -96,13 +98,10 @@ class AnnotatedTask(Task):
     def whole_clips(self, video: Video) -> list[Clip]:
         """One clip per target, from the first annotated row where it may start to the last
         annotated row where it is still there: the whole video as one stream."""
-        notes = self.notes(video.id)
-        found = notes.rows(self.sources[video.id])
         first, last = {}, {}
-        for row in np.flatnonzero(found >= 0):
-            for target in self.first_ok(notes, int(found[row])):
-                first.setdefault(target, int(row))
-                last[target] = int(row)
+        for row, target in self._pairs(video, np.arange(video.num_frames)):
+            first.setdefault(target, row)
+            last[target] = row
         return [Clip(video.id, tuple(range(first[t], last[t] + 1)), t) for t in first]
 
     def window(self, clip: Clip, size: int, view) -> Window:

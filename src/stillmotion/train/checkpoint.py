@@ -33,18 +33,34 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config) -> Path:
-    root = Path(run_dir) / "checkpoints"
-    final = root / f"step_{step:08d}"
-    tmp = root / f".tmp_step_{step:08d}"
+def _stage(root: Path, name: str, model: torch.nn.Module, cfg: Config) -> Path:
+    """A fresh hidden folder RUN_DIR/checkpoints/.tmp_NAME holding the weights and the config."""
+    tmp = root / f".tmp_{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+    (tmp / CONFIG).write_text(to_yaml(cfg))
+    return tmp
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    """Rename a staged folder into place; an older `final` is moved aside first, then removed."""
+    old = final.with_name(f".old_{final.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config) -> Path:
+    root = Path(run_dir) / "checkpoints"
+    name = f"step_{step:08d}"
+    tmp = _stage(root, name, model, cfg)
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_state()}, tmp / TRAINING)
-    (tmp / CONFIG).write_text(to_yaml(cfg))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    final = _publish(tmp, root / name)
     pointer = root / ".latest.tmp"
     pointer.write_text(final.name)
     os.replace(pointer, root / "latest")
@@ -54,18 +70,9 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler,
 def save_best(run_dir: Path, step: int, model: torch.nn.Module, cfg: Config, metric: str, value: float) -> Path:
     """Replace RUN_DIR/checkpoints/best with these weights (no optimizer state: it is not resumed)."""
     root = Path(run_dir) / "checkpoints"
-    final, tmp, old = root / "best", root / ".tmp_best", root / ".old_best"
-    for path in (tmp, old):
-        shutil.rmtree(path, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-    (tmp / CONFIG).write_text(to_yaml(cfg))
+    tmp = _stage(root, "best", model, cfg)
     (tmp / BEST).write_text(json.dumps({"step": step, "metric": metric, "value": value}))
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    return _publish(tmp, root / "best")
 
 
 def best(run_dir: Path) -> dict | None:
