@@ -12,11 +12,15 @@ def test_prp_clips_keep_jittered_strides_inside_the_video():
     video = Video("v", 100)
     clips = task.train_clips(video, 200, np.random.default_rng(0))
     assert {c.target for c in clips} == {0, 1, 2, 3}
+    strides = {k: [] for k in range(4)}
     for c in clips:
-        gaps = np.diff(c.rows)
         rate = task.rates[c.target]
         assert len(c.rows) == 8 and c.rows[0] >= 0 and c.rows[-1] < 100
-        assert gaps.min() >= max(1, round(rate * 0.8)) and gaps.max() <= round(rate * 1.2)
+        stride = (c.rows[-1] - c.rows[0]) / 7  # one jittered stride for the whole clip
+        assert rate * 0.8 - 0.5 / 7 <= stride <= rate * 1.2 + 0.5 / 7
+        assert np.ptp(np.diff(c.rows)) <= 1  # rounded positions of one stride, not a jitter per gap
+        strides[c.target].append(stride)
+    assert all(max(s) - min(s) > 0.2 * task.rates[k] for k, s in strides.items() if task.rates[k] > 1)
     evals = task.eval_clips(video)
     assert len(evals) == 4 * 2 and [len(set(np.diff(c.rows))) for c in evals] == [1] * 8
     assert [int(np.diff(c.rows)[0]) for c in evals] == [1, 1, 2, 2, 4, 4, 8, 8]

@@ -120,7 +120,30 @@ def test_point_and_depth_targets_and_perfect_scores(annotated):
     true = depth.frame_targets(Clip("v", (0, 1, 2), None), 64, None)["depth"]
     assert true.shape == (3, 4, 4) and true[:, :, :2].eq(2).all() and true[:, :, 2:].eq(0).all()
     m = depth.metrics(depth.score(true[None] + (true[None] == 0), {"depth": true[None]}), [None])
-    assert m == {"abs_rel": 0.0, "delta1": 1.0, "constant_abs_rel": 0.0, "clips": 1}
+    assert m == {"abs_rel": 0.0, "delta1": 1.0, "constant_abs_rel": 0.0, "frames": 3, "clips": 1}
+
+
+def test_depth_errors_are_averaged_per_frame_and_jaccard_per_video(annotated):
+    samples, _ = annotated
+    depth = TASKS["depth"](TaskConfig(resolution=4), 3, samples=samples)
+    true = torch.zeros(1, 2, 4, 4)
+    true[0, 0] = 2.0  # 16 measured pixels, predicted exactly
+    true[0, 1, 0, 0] = 1.0  # 1 measured pixel, predicted at 1.5: AbsRel 0.5
+    m = depth.metrics(depth.score(torch.full_like(true, 2.0) - 0.5 * (true == 1), {"depth": true}), [None])
+    assert m["abs_rel"] == pytest.approx((0 + 0.5) / 2) and m["delta1"] == pytest.approx(0.5)  # pooled: 0.5 / 17
+    assert m["frames"] == 2 and m["constant_abs_rel"] == 0.0
+
+    points = TASKS["point_tracking"](TaskConfig(), 3, samples=samples)
+    def score(hits: int, misses: int):  # one frame of `hits` points found and `misses` points lost
+        n = hits + misses
+        pred = torch.cat([torch.zeros(hits, 2), torch.full((misses, 2), 100.0)])
+        return (pred, torch.ones(n, dtype=torch.bool), torch.zeros(n, 2), torch.ones(n, dtype=torch.bool),
+                torch.zeros(n, 2))
+    clips = [Clip("a", (0, 1), None), Clip("b", (0, 1), None), Clip("b", (2, 3), None)]
+    m = points.metrics([score(1, 0), score(0, 5), score(0, 4)], clips)
+    # video a: every point found (Jaccard 1); video b: 9 points, all lost (0); pooled it would be 1/10
+    assert m["average_jaccard"] == pytest.approx(0.5) and m["position_accuracy"] == pytest.approx(0.5)
+    assert m["videos"] == 2 and m["points"] == 10 and m["clips"] == 3
 
 
 def test_a_video_without_its_annotation_file_is_reported(annotated):

@@ -2,6 +2,7 @@
 
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.linear import LinearProbe
+from stillmotion.heads.mlp import MLPProbe
 from stillmotion.heads.model import VideoModel, last_real
 
-__all__ = ["AttentiveProbe", "LinearProbe", "VideoModel", "last_real"]
+__all__ = ["AttentiveProbe", "LinearProbe", "MLPProbe", "VideoModel", "last_real"]

@@ -19,6 +19,7 @@ from torch import nn
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.depth import DepthHead
 from stillmotion.heads.linear import LinearProbe
+from stillmotion.heads.mlp import MLPProbe
 from stillmotion.heads.tracking import BoxHead, PointHead
 from stillmotion.temporal import build
 
@@ -35,7 +36,7 @@ class VideoModel(nn.Module):
     def __init__(self, dim: int, kind: str, num_outputs: int, core: str = "gru", size: str = "small",
                  core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
-                 resolution: int = 32, inputs: str = "tokens", norm: bool = False):
+                 resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024):
         super().__init__()
         self.kind, self.mode = kind, mode
         self.core = build(core, dim, size=size, input=inputs, norm=norm, **(core_kw or {}))
@@ -53,8 +54,10 @@ class VideoModel(nn.Module):
             self.head = AttentiveProbe(width, num_outputs, num_queries=queries, num_heads=heads, max_frames=max_frames)
         elif head == "linear":
             self.head = LinearProbe(width, num_outputs)
+        elif head == "mlp":
+            self.head = MLPProbe(width, num_outputs, hidden)
         else:
-            raise ValueError(f"unknown head {head!r}; choose attentive or linear")
+            raise ValueError(f"unknown head {head!r}; choose attentive, linear or mlp")
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
                 query: torch.Tensor | None = None):

@@ -2,9 +2,10 @@
 
 Targets are the annotation's depth maps sampled (nearest) over the encoder's view at
 `task.resolution` x `task.resolution`; 0 marks pixels without a measurement. Loss: L1 on log
-depth over measured pixels. Metrics (tasks.metrics.depth_errors): `abs_rel` and `delta1` over
-all measured pixels of the evaluation clips, with `constant_abs_rel`, the AbsRel of predicting
-each frame's own mean depth everywhere, beside them."""
+depth over measured pixels. Metrics (tasks.metrics.depth_errors): `abs_rel` and `delta1` of
+each frame over its measured pixels, averaged over frames (per image, as depth benchmarks
+report them, so a frame with few measurements counts as much as a dense one), with
+`constant_abs_rel`, the AbsRel of predicting each frame's own mean depth everywhere, beside them."""
 
 from __future__ import annotations
 
@@ -35,23 +36,23 @@ class Depth(AnnotatedTask):
         return F.l1_loss(outputs[valid].clamp(min=1e-6).log(), true[valid].log())
 
     def score(self, outputs, batch):
-        """Per clip: [AbsRel sum, delta1 sum, constant-prediction AbsRel sum, measured pixels]."""
+        """Per clip: one (AbsRel, delta1, constant-prediction AbsRel) per frame with measured pixels."""
         true, pred = batch["depth"].cpu(), outputs.cpu()
         results = []
         for b in range(len(true)):
-            valid = true[b] > 0
-            count = int(valid.sum())
-            if not count:
-                results.append([0.0, 0.0, 0.0, 0])
-                continue
-            err = depth_errors(pred[b], true[b])
-            frame_mean = torch.nan_to_num((true[b] * valid).sum((1, 2)) / valid.sum((1, 2)), 1.0)
-            constant = depth_errors(frame_mean[:, None, None].expand_as(true[b]), true[b])
-            results.append([err["abs_rel"] * count, err["delta1"] * count, constant["abs_rel"] * count, count])
+            frames = []
+            for t in range(true.shape[1]):
+                here, valid = true[b, t], true[b, t] > 0
+                if not valid.any():
+                    continue
+                err = depth_errors(pred[b, t], here)
+                constant = depth_errors(here[valid].mean().expand_as(here), here)
+                frames.append((err["abs_rel"], err["delta1"], constant["abs_rel"]))
+            results.append(frames)
         return results
 
     def metrics(self, scores, clips):
-        rel, delta, constant, count = (sum(col) for col in zip(*scores)) if scores else (0.0, 0.0, 0.0, 0)
-        count = max(count, 1)
-        return {"abs_rel": rel / count, "delta1": delta / count, "constant_abs_rel": constant / count,
+        frames = [frame for clip in scores for frame in clip]
+        rel, delta, constant = (sum(col) / len(frames) for col in zip(*frames)) if frames else (0.0, 0.0, 0.0)
+        return {"abs_rel": rel, "delta1": delta, "constant_abs_rel": constant, "frames": len(frames),
                 "clips": len(clips)}

@@ -7,8 +7,9 @@ a point is visible to the last. Only points visible in the first frame are queri
 leaving the view counts as not visible. Loss: Huber on the positions of visible points plus
 binary cross-entropy on visibility. Metrics (tasks.metrics.point_tracking, in pixels of a
 256 x 256 view as TAP-Vid): average Jaccard, position accuracy and occlusion accuracy over the
-frames after the first, with `static_average_jaccard`, the score of points held still and
-always visible, beside them."""
+frames after the first, computed per video and averaged over videos (as TAP-Vid does, so a
+video with many points does not outweigh the others), with `static_average_jaccard`, the score
+of points held still and always visible, beside them."""
 
 from __future__ import annotations
 
@@ -72,10 +73,19 @@ class PointTracking(AnnotatedTask):
         return results
 
     def metrics(self, scores, clips):
-        if not scores or not sum(len(s[0]) for s in scores):
+        videos: dict = {}
+        for i, (score, clip) in enumerate(zip(scores, clips)):
+            if len(score[0]):
+                videos.setdefault(i if clip is None else clip.video, []).append(score)
+        if not videos:
             return {"average_jaccard": 0.0, "position_accuracy": 0.0, "occlusion_accuracy": 0.0,
-                    "static_average_jaccard": 0.0, "clips": len(clips)}
-        pred, vis, true, seen, held = (torch.cat(parts) for parts in zip(*scores))
-        result = point_tracking(pred, vis, true, seen)
-        result["static_average_jaccard"] = point_tracking(held, torch.ones_like(vis), true, seen)["average_jaccard"]
-        return {**result, "points": len(true), "clips": len(clips)}
+                    "static_average_jaccard": 0.0, "points": 0, "clips": len(clips), "videos": 0}
+        per_video, points = [], 0
+        for parts in videos.values():
+            pred, vis, true, seen, held = (torch.cat(part) for part in zip(*parts))
+            result = point_tracking(pred, vis, true, seen)
+            result["static_average_jaccard"] = point_tracking(held, torch.ones_like(vis), true, seen)["average_jaccard"]
+            per_video.append(result)
+            points += len(true)
+        mean = {key: float(np.mean([r[key] for r in per_video])) for key in per_video[0]}
+        return {**mean, "points": points, "clips": len(clips), "videos": len(videos)}

@@ -1,7 +1,8 @@
 """Playback-rate perception (AdViSe): which frame stride r in `task.rates` made the clip?
 
-A clip takes `frames` frames with gaps of r * (1 + u) rows, u uniform in [-jitter, jitter]
-(rounded, at least 1), so a rate cannot be read off exact spacing. No labels needed. Videos too
+A clip takes `frames` frames at stride r * (1 + u), one u per clip, uniform in [-jitter,
+jitter], the positions rounded (`video.sampling.playback_rate`, AdViSe's definition), so a rate
+cannot be read off an exact spacing. No labels needed. Videos too
 short for the largest stride are left out. Evaluation: for every rate, `eval_clips` evenly
 placed clips at the exact stride; accuracy against chance 1 / len(rates)."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from stillmotion.tasks.base import Clip, Video, spaced_starts
 from stillmotion.tasks.classification import ClassTask
 from stillmotion.train.config import TaskConfig
+from stillmotion.video.sampling import playback_rate
 
 
 class PlaybackRate(ClassTask):
@@ -30,15 +32,9 @@ class PlaybackRate(ClassTask):
 
     def train_clips(self, video, count, rng):
         clips = []
-        for _ in range(count):
-            k = int(rng.integers(len(self.rates)))
-            gaps = [max(1, round(self.rates[k] * (1 + rng.uniform(-self.cfg.jitter, self.cfg.jitter))))
-                    for _ in range(self.frames - 1)]
-            start = int(rng.integers(video.num_frames - sum(gaps)))
-            rows = [start]
-            for gap in gaps:
-                rows.append(rows[-1] + gap)
-            clips.append(Clip(video.id, tuple(rows), k))
+        for _ in range(count):  # a usable video fits every rate, so every rate is drawn
+            rows, k = playback_rate(video.num_frames, self.frames, rng, self.rates, self.cfg.jitter, policy="reject")
+            clips.append(Clip(video.id, tuple(int(r) for r in rows), k))
         return clips
 
     def eval_clips(self, video):

@@ -59,10 +59,11 @@ class TemporalConfig:
 
 @dataclass
 class HeadConfig:
-    name: str = "attentive"  # attentive | linear
+    name: str = "attentive"  # attentive | linear | mlp (AdViSe's: mean, Linear, ReLU, Linear)
     mode: str = "stream"  # stream: one prediction per frame, the last one answers; clip: all T x N tokens at once
     heads: int = 4
     queries: int = 1
+    hidden: int = 1024  # the mlp head's hidden width
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Config:
 
 
 _CHOICES = {
-    "head.name": ("attentive", "linear"),
+    "head.name": ("attentive", "linear", "mlp"),
     "head.mode": ("stream", "clip"),
     "data.dtype": ("float16", "float32", "int8"),
     "temporal.input": ("tokens", "diff", "both"),

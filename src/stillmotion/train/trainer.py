@@ -243,7 +243,7 @@ class Trainer:
                                 mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                                 max_frames=cfg.data.frames, grid=self.grid,
                                 resolution=cfg.task.resolution, inputs=cfg.temporal.input,
-                                norm=cfg.temporal.norm).to(self.device)
+                                norm=cfg.temporal.norm, hidden=cfg.head.hidden).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
