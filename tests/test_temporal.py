@@ -5,19 +5,31 @@ from stillmotion.heads.model import VideoModel, last_real
 from stillmotion.temporal import REGISTRY, SIZES, build
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_stepping_through_a_clip_equals_the_clip_forward(name):
+#: per core, settings that change what a step keeps: windows, temporal kernels, depths, sizes
+STREAM_SETTINGS = {
+    "causal-attention": [{"window": 3}, {"window": 8, "layers": 1}, {"size": "tiny"}, {}],
+    "tmm": [{"kernel": 1}, {"kernel": 3, "depth": 2}, {"kernel": 5}, {"size": "tiny"}],
+    "gru": [{"layers": 2}, {"size": "tiny"}, {}],
+    "mamba": [{"layers": 3}, {"size": "tiny"}, {}],
+    "rvm": [{"layers": 1}, {"size": "tiny"}, {}],
+}
+
+
+@pytest.mark.parametrize("name,settings", [(n, s) for n in sorted(REGISTRY) for s in STREAM_SETTINGS.get(n, [{}])])
+def test_stepping_through_a_clip_equals_the_clip_forward(name, settings):
     torch.manual_seed(0)
-    core = build(name, 8).eval()
-    x = torch.randn(2, 7, 4, 8)  # 4 tokens: a 2 x 2 grid for tmm
-    whole = core(x)
-    state = core.init_state(2, 4)
-    steps = []
-    for t in range(7):
-        y, state = core.step(x[:, t], state)
-        steps.append(y)
-    assert whole.shape == (2, 7, 4, core.out_dim)
-    assert torch.allclose(torch.stack(steps, 1), whole, atol=1e-5)
+    settings = dict(settings)
+    core = build(name, 8, size=settings.pop("size", "small"), **settings).eval()
+    for length in (1, 5, 9, 17, 33):
+        x = torch.randn(2, length, 4, 8)  # 4 tokens: a 2 x 2 grid for tmm
+        whole = core(x)
+        state = core.init_state(2, 4)
+        steps = []
+        for t in range(length):
+            y, state = core.step(x[:, t], state)
+            steps.append(y)
+        assert whole.shape == (2, length, 4, core.out_dim)
+        assert torch.allclose(torch.stack(steps, 1), whole, atol=1e-5), length
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -58,7 +70,7 @@ def test_named_sizes_grow_and_keywords_override_them(name):
 def test_unknown_core_or_setting_is_named():
     with pytest.raises(ValueError, match="unknown temporal core 'lstm'.*gru"):
         build("lstm", 8)
-    with pytest.raises(ValueError, match="'tmm' has no setting hidden; it takes: width, depth, grid"):
+    with pytest.raises(ValueError, match="'tmm' has no setting hidden; it takes: width, inner, depth, kernel, causal, grid"):
         build("tmm", 8, hidden=4)
 
 
@@ -108,6 +120,36 @@ def test_the_parallel_scan_equals_the_loop(chunk):
         y_loop, h_loop = selective_scan_loop(x, dt, a, bm, cm, d, start)
         y_par, h_par = selective_scan_parallel(x, dt, a, bm, cm, d, start, chunk=chunk)
         assert torch.allclose(y_par, y_loop, atol=1e-5) and torch.allclose(h_par, h_loop, atol=1e-5)
+
+
+def test_tmm_is_advises_resnet3d_stage_at_base_size():
+    d, inner, out = 768, 256, 512
+    bn = 2 * (inner + inner + out + out)  # BatchNorm scales and shifts, shortcut's included
+    core = build("tmm", d, size="base")
+    assert sum(p.numel() for p in core.parameters()) == d * out + 3 * d * inner + 9 * inner**2 + inner * out + bn
+    released = build("tmm", d, size="base", depth=4, kernel=1)  # AdViSe's released config
+    later = out * inner + 9 * inner**2 + inner * out + 2 * (inner + inner + out)  # no shortcut conv
+    assert sum(p.numel() for p in released.parameters()) == d * out + d * inner + 9 * inner**2 + inner * out + bn + 3 * later
+    assert core(torch.randn(1, 3, 4, d)).shape == (1, 3, 4, out)
+
+
+def test_tmm_is_causal_by_default_and_centred_on_request():
+    torch.manual_seed(0)
+    causal = build("tmm", 8, size="tiny").eval()
+    centred = build("tmm", 8, size="tiny", causal=False).eval()
+    centred.load_state_dict(causal.state_dict())
+    x = torch.randn(1, 6, 4, 8)
+    changed = x.clone()
+    changed[:, 4] += 1
+    assert torch.equal(causal(changed)[:, :4], causal(x)[:, :4])  # the past only
+    assert torch.equal(centred(changed)[:, :3], centred(x)[:, :3])  # one frame ahead, no further
+    assert not torch.allclose(centred(changed)[:, 3], centred(x)[:, 3], atol=1e-4)
+    assert not torch.allclose(causal(changed)[:, 5], causal(x)[:, 5], atol=1e-4)
+    with pytest.raises(ValueError, match="cannot stream"):
+        centred.init_state(1, 4)
+    pointwise = build("tmm", 8, size="tiny", kernel=1, causal=False).eval()
+    state = pointwise.init_state(1, 4)  # a 1-frame kernel looks nowhere: it streams either way
+    assert torch.allclose(pointwise.step(x[:, 0], state)[0], pointwise(x)[:, 0], atol=1e-6)
 
 
 @pytest.mark.parametrize("window", [3, 16])
@@ -200,3 +242,17 @@ def test_the_order_blind_controls_stay_blind_whatever_they_are_fed(feed):
     x = torch.randn(2, 6, 3, 4)
     assert torch.allclose(core(x.flip(1))[:, -1], core(x)[:, -1], atol=1e-6)
     assert build("gru", 4, input=feed).core.norm.normalized_shape[0] == (8 if feed == "both" else 4)
+
+
+def test_the_mlp_head_is_the_token_mean_then_linear_relu_linear():
+    torch.manual_seed(0)
+    model = VideoModel(8, "classes", 3, core="identity", head="mlp", mode="clip", hidden=16).eval()
+    x = torch.randn(2, 5, 4, 8)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    pooled = torch.stack([x[0].mean((0, 1)), x[1, :3].mean((0, 1))])  # real frames only
+    first, last = model.head.mlp[0], model.head.mlp[2]
+    assert first.out_features == 16
+    assert torch.allclose(model(x, mask), last(torch.relu(first(pooled))), atol=1e-6)
+    streamed = VideoModel(8, "classes", 3, core="identity", head="mlp", hidden=16).eval()
+    streamed.load_state_dict(model.state_dict())
+    assert torch.allclose(streamed(x, mask)[1], last(torch.relu(first(x[1, 2].mean(0)))), atol=1e-6)  # last real frame

@@ -21,10 +21,10 @@ class MambaMix(TemporalCore):
     """MMix (`gated=False`) or GMMix (`gated=True`)."""
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 4, d_state: int = 16, expand: int = 2,
-                 dropout: float = 0.1, drop_path: float = 0.1, gated: bool = False):
+                 dropout: float = 0.1, drop_path: float = 0.1, mlp_ratio: float = 4.0, gated: bool = False):
         super().__init__()
         self.out_dim = dim
-        self.spatial = nn.ModuleList(SpatialBlock(dim, heads, drop_path=drop_path) for _ in range(layers))
+        self.spatial = nn.ModuleList(SpatialBlock(dim, heads, mlp_ratio, drop_path) for _ in range(layers))
         self.temporal = nn.ModuleList(MambaBlock(dim, d_state, expand, dropout) for _ in range(layers))
         self.gates = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(layers)) if gated else None
         self.norm = nn.LayerNorm(dim)
