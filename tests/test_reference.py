@@ -17,7 +17,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.reference.cores import ARCHS, core_from_reference, core_settings, load_strict
+from stillmotion.reference.readouts import classification_readout, layer_mix, part
+from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"
 FIXTURES = Path(os.environ.get("STILLMOTION_REFERENCE_FIXTURES", DEFAULT))
@@ -72,3 +75,56 @@ def test_a_strict_load_names_wrong_shapes():
     module = torch.nn.Linear(3, 2)
     with pytest.raises(ValueError, match=r"layer: the weights do not fit: wrong shape weight \(2, 4\) \(expected \(2, 3\)\)"):
         load_strict(module, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, "layer")
+
+
+def encoder_inputs(io: dict) -> torch.Tensor:
+    """The fixture's K layers of tokens as LayerMix reads them: (B, T, K, N, D), [CLS | registers | patches]."""
+    cls, regs, patches = io["input.interm_cls_token"], io["input.interm_storage_tokens"], io["input.interm_patch_tokens"]
+    return torch.cat([cls[:, :, :, None], regs, patches], dim=3).permute(1, 2, 0, 3, 4)
+
+
+@pytest.mark.parametrize("stem", ["classification_gatedmambamix", "classification_gated_transformer"])
+def test_reference_classification_matches_from_layers_to_logits(stem):
+    meta, weights, io = fixture(f"tasks/{stem}")
+    kwargs = meta["constructor"]["kwargs"]
+    core_meta = kwargs["sequential_core"]
+    extra = io["input.interm_storage_tokens"].shape[3] + 1
+    mix = layer_mix(kwargs["d_enc"], part(weights, "encoder."), extra).eval()
+    core = core_from_reference(meta["arch_in_reference"], core_meta["kwargs"], part(weights, "sequential_core.")).eval()
+    readout = classification_readout(kwargs, part(weights, "readout.")).eval()
+    with torch.no_grad():
+        tokens = mix(encoder_inputs(io))
+        assert (tokens - io["intermediate.encoder_tokens"]).abs().max().item() < 1e-4
+        core_tokens = core(tokens)
+        assert (core_tokens - io["intermediate.core_tokens"]).abs().max().item() < 1e-4
+        logits = torch.stack([readout(core_tokens[:, t]) for t in range(core_tokens.shape[1])], 1)
+    assert logits.shape == io["output.logits"].shape
+    assert (logits - io["output.logits"]).abs().max().item() < 1e-4
+
+
+def test_layer_mix_keeps_the_last_layers_extra_tokens_and_averages_the_enriched_patches():
+    torch.manual_seed(0)
+    mix = LayerMix(8, layers=3, extra=2).eval()
+    x = torch.randn(2, 4, 3, 2 + 6, 8)  # (B, T, K, 2 extra + 6 patches, D)
+    y = mix(x)
+    assert y.shape == (2, 4, 8, 8) and torch.equal(y[:, :, :2], x[:, :, -1, :2])
+    for branch in mix.interm_mlps:
+        torch.nn.init.zeros_(branch.mlp[2].weight)
+        torch.nn.init.zeros_(branch.mlp[2].bias)
+    assert torch.allclose(mix(x)[:, :, 2:], x[:, :, :, 2:].mean(2), atol=1e-6)  # P_k + 0, averaged over k
+    mix.train()
+    branch = mix.interm_mlps[0]
+    p = x[:, :, 0, 2:]
+    flat = p.reshape(-1, 8)
+    expected = (flat - flat.mean(0)) / torch.sqrt(flat.var(0, unbiased=False) + branch.bn.eps)
+    assert torch.allclose(branch.bn(flat), expected, atol=1e-5)  # one BatchNorm over every patch token of the batch
+    with pytest.raises(ValueError, match=r"expects \(B, T, 3, N, D\)"):
+        mix(x[:, :, :2])
+
+
+def test_the_attentive_probe_can_be_narrower_than_the_tokens_and_read_per_query():
+    probe = AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8, per_query=True)
+    assert probe(torch.randn(4, 7, 16)).shape == (4, 15) and probe.k.out_features == 8
+    assert AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8)(torch.randn(4, 7, 16)).shape == (4, 5)
+    with pytest.raises(ValueError, match="width 9 is not divisible by num_heads 2"):
+        AttentiveProbe(16, 5, num_heads=2, width=9)

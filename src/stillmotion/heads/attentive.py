@@ -14,22 +14,29 @@ class AttentiveProbe(nn.Module):
     Streaming mode: x (B, N, D), one frame's tokens. Clip mode: x (B, T, N, D), all frames, with
     a learned temporal position embedding added along time (interpolated when T differs from
     `max_frames`). Returns (B, num_outputs).
+
+    The queries, keys and values are `width` wide (default: the token width D), as paper 000's
+    readout (`num_params`: 768 on its 1024-wide tokens); with `per_query` one Linear maps each
+    query to `num_outputs` and the result is (B, num_queries * num_outputs), query-major (its
+    depth readout), else the queries are concatenated into one Linear.
     """
 
     def __init__(self, dim: int, num_outputs: int, num_queries: int = 1, num_heads: int = 4,
-                 mlp_ratio: int = 4, max_frames: int = 16):
+                 mlp_ratio: int = 4, max_frames: int = 16, width: int | None = None, per_query: bool = False):
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"AttentiveProbe: dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        width = width or dim
+        if width % num_heads:
+            raise ValueError(f"AttentiveProbe: width {width} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.per_query = num_heads, per_query
         self.norm = nn.LayerNorm(dim)
         self.time_embed = nn.Parameter(torch.zeros(1, max_frames, 1, dim))
-        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mlp_ratio), nn.GELU(), nn.Linear(dim * mlp_ratio, dim))
-        self.out = nn.Linear(num_queries * dim, num_outputs)
+        self.queries = nn.Parameter(torch.randn(num_queries, width) * 0.02)
+        self.k = nn.Linear(dim, width)
+        self.v = nn.Linear(dim, width)
+        self.proj = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width * mlp_ratio), nn.GELU(),
+                                 nn.Linear(width * mlp_ratio, width))
+        self.out = nn.Linear(width if per_query else num_queries * width, num_outputs)
 
     def _time_embed(self, t: int) -> torch.Tensor:
         emb = self.time_embed
@@ -57,4 +64,4 @@ class AttentiveProbe(nn.Module):
         attn = rearrange(F.scaled_dot_product_attention(q, k, v, attn_mask=keep), "b h q e -> b q (h e)")
         token = self.queries + self.proj(attn)
         token = token + self.mlp(token)
-        return self.out(token.flatten(1))
+        return self.out(token).flatten(1) if self.per_query else self.out(token.flatten(1))
