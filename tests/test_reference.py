@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.reference.cores import ARCHS, core_from_reference, core_settings, load_strict
-from stillmotion.reference.readouts import classification_readout, layer_mix, part
+from stillmotion.reference.readouts import classification_readout, depth_readout, layer_mix, part, pose_readout
 from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"
@@ -91,7 +91,7 @@ def test_reference_classification_matches_from_layers_to_logits(stem):
     extra = io["input.interm_storage_tokens"].shape[3] + 1
     mix = layer_mix(kwargs["d_enc"], part(weights, "encoder."), extra).eval()
     core = core_from_reference(meta["arch_in_reference"], core_meta["kwargs"], part(weights, "sequential_core.")).eval()
-    readout = classification_readout(kwargs, part(weights, "readout.")).eval()
+    readout = classification_readout(kwargs, weights).eval()
     with torch.no_grad():
         tokens = mix(encoder_inputs(io))
         assert (tokens - io["intermediate.encoder_tokens"]).abs().max().item() < 1e-4
@@ -100,6 +100,18 @@ def test_reference_classification_matches_from_layers_to_logits(stem):
         logits = torch.stack([readout(core_tokens[:, t]) for t in range(core_tokens.shape[1])], 1)
     assert logits.shape == io["output.logits"].shape
     assert (logits - io["output.logits"]).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("stem,build,output", [("depth_gatedmambamix", depth_readout, "output.pred_depth"),
+                                                ("pose_gatedmambamix", pose_readout, "output.pose")])
+def test_reference_depth_and_pose_readouts_match_per_frame(stem, build, output):
+    meta, weights, io = fixture(f"tasks/{stem}")
+    readout = build(meta["constructor"]["kwargs"], weights).eval()
+    core_tokens = io["intermediate.core_tokens"]
+    with torch.no_grad():
+        out = torch.stack([readout(core_tokens[:, t]) for t in range(core_tokens.shape[1])], 1)
+    assert out.shape == io[output].shape
+    assert (out - io[output]).abs().max().item() < 1e-4
 
 
 def test_layer_mix_keeps_the_last_layers_extra_tokens_and_averages_the_enriched_patches():

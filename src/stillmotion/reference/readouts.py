@@ -3,6 +3,9 @@
 - Classification: its readout (input LayerNorm, a learned query per head, key and value
   projections to `readout_num_params`, the query added back through `out_proj`, an MLP with a
   residual, a classifier) is our `AttentiveProbe` with `width=readout_num_params`, read per frame.
+- Depth: the same readout with one query per 8 x 8 patch of the map and a learned vector added
+  to every token: our `PatchDepthReadout`.
+- Camera pose: `pose_head.*` is our `PoseHead`.
 - The encoder mix (`encoder.interm_mlps.*`) is our `LayerMix`.
 """
 
@@ -13,6 +16,8 @@ import re
 import torch
 
 from stillmotion.heads.attentive import AttentiveProbe
+from stillmotion.heads.patch_depth import PatchDepthReadout
+from stillmotion.heads.pose import PoseHead
 from stillmotion.reference.cores import load_strict
 from stillmotion.temporal.layer_mix import LayerMix
 
@@ -40,14 +45,14 @@ def attentive_state(state: dict, probe: AttentiveProbe) -> dict:
 
 
 def classification_readout(kwargs: dict, state: dict) -> AttentiveProbe:
-    """Our probe for `RVMStreamingClassificationWrapper(**kwargs)`'s readout, holding `state`
-    (its `readout.*` entries, prefix removed). Read per frame: (B, N, D) -> (B, num_classes)."""
+    """Our probe for `RVMStreamingClassificationWrapper(**kwargs)`'s readout, holding its entries
+    of the wrapper's state dict `state` (`readout.*`). Per frame: (B, N, D) -> (B, num_classes)."""
     probe = AttentiveProbe(kwargs["d_enc"], kwargs["num_classes"], num_queries=kwargs.get("readout_num_queries", 1),
                            num_heads=kwargs["readout_num_heads"], mlp_ratio=kwargs.get("readout_mlp_ratio", 4),
                            width=kwargs["readout_num_params"])
     if not kwargs.get("match_vjepa_implementation", True):
         raise ValueError("the reference readout without match_vjepa_implementation is not supported")
-    load_strict(probe, attentive_state(state, probe), "classification readout")
+    load_strict(probe, attentive_state(part(state, "readout."), probe), "classification readout")
     return probe
 
 
@@ -57,3 +62,31 @@ def layer_mix(dim: int, state: dict, extra: int = 5) -> LayerMix:
     mix = LayerMix(dim, layers, extra)
     load_strict(mix, state, "encoder mix")
     return mix
+
+
+def _same_width(kwargs: dict, what: str) -> None:
+    widths = {kwargs["d_enc"], kwargs.get("d_seq_out", kwargs["d_enc"]), kwargs["readout_d_model"]}
+    if len(widths) > 1:
+        raise ValueError(f"{what}: a readout width other than the token width (a projection in between) "
+                         f"is not supported; the released models use one width, got {sorted(widths)}")
+
+
+def depth_readout(kwargs: dict, state: dict) -> PatchDepthReadout:
+    """Our readout for `RVMStreamingDepthWrapper(**kwargs)`, holding its entries of the wrapper's
+    state dict `state` (`readout.readout.*`). Per frame: (B, N, D) -> (B, input_size, input_size)."""
+    _same_width(kwargs, "depth readout")
+    if kwargs.get("patch_h", 8) != kwargs.get("patch_w", 8):
+        raise ValueError("depth readout: only square patches are supported")
+    head = PatchDepthReadout(kwargs["d_enc"], kwargs["input_size"], kwargs.get("patch_h", 8),
+                             kwargs["readout_num_heads"], kwargs["readout_d_model"])
+    load_strict(head.probe, attentive_state(part(state, "readout.readout."), head.probe), "depth readout")
+    return head
+
+
+def pose_readout(kwargs: dict, state: dict) -> PoseHead:
+    """Our head for `RVMStreamingCameraPoseWrapper(**kwargs)`, holding its entries of the
+    wrapper's state dict `state` (`pose_head.*`). Per frame: (B, N, D) -> (B, 9)."""
+    _same_width(kwargs, "pose readout")
+    head = PoseHead(kwargs["d_enc"], kwargs["pose_mlp_hidden_dim"])
+    load_strict(head.mlp, part(state, "pose_head."), "pose readout")
+    return head
