@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.reference.cores import ARCHS, core_from_reference, core_settings, load_strict
-from stillmotion.reference.readouts import classification_readout, depth_readout, layer_mix, part, pose_readout
+from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix, part,
+                                             point_readout, pose_readout)
 from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"
@@ -112,6 +113,33 @@ def test_reference_depth_and_pose_readouts_match_per_frame(stem, build, output):
         out = torch.stack([readout(core_tokens[:, t]) for t in range(core_tokens.shape[1])], 1)
     assert out.shape == io[output].shape
     assert (out - io[output]).abs().max().item() < 1e-4
+
+
+def test_reference_box_readout_matches_teacher_forced_and_free_running():
+    meta, weights, io = fixture("tasks/tracking_gatedmambamix")
+    readout = box_readout(meta["constructor"]["kwargs"], weights).eval()
+    y, first = io["intermediate.core_tokens"], io["input.init_bbox"]
+    with torch.no_grad():
+        forced = readout.track(y, first, teacher=io["intermediate.bbox_query_input"])
+        free = readout.track(y, first)
+    # float32 rounding of the top Fourier frequencies feeds back through free running (the
+    # reference's own float32 and float64 runs part by 0.5 after a few frames); teacher forcing
+    # compares each frame alone
+    assert (forced - io["output.bboxes"]).abs().max().item() < 1e-4
+    assert (free[:, 0] - io["output.bboxes"][:, 0]).abs().max().item() < 1e-4
+    assert torch.equal(readout.track(y[:, :1], first), free[:, :1])
+
+
+def test_reference_point_readout_matches():
+    meta, weights, io = fixture("tasks/points_gatedmambamix")
+    readout = point_readout(meta["constructor"]["kwargs"], weights).eval()
+    with torch.no_grad():
+        xy, visible, uncertain = readout.track(io["intermediate.core_tokens"], io["input.query_points"],
+                                               io["input.query_frame"])
+    for ours, key in ((xy, "output.pred_points"), (visible, "output.pred_visibility"),
+                      (uncertain, "output.pred_uncertainty")):
+        assert ours.shape == io[key].shape
+        assert (ours - io[key]).abs().max().item() < 1e-3, key
 
 
 def test_layer_mix_keeps_the_last_layers_extra_tokens_and_averages_the_enriched_patches():

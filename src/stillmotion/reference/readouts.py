@@ -6,6 +6,8 @@
 - Depth: the same readout with one query per 8 x 8 patch of the map and a learned vector added
   to every token: our `PatchDepthReadout`.
 - Camera pose: `pose_head.*` is our `PoseHead`.
+- Boxes and points: `BoxDecoderReadout`, `PointDecoderReadout` (heads/query_decoder.py), under
+  the reference's own parameter names.
 - The encoder mix (`encoder.interm_mlps.*`) is our `LayerMix`.
 """
 
@@ -18,6 +20,7 @@ import torch
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.patch_depth import PatchDepthReadout
 from stillmotion.heads.pose import PoseHead
+from stillmotion.heads.query_decoder import BoxDecoderReadout, PointDecoderReadout
 from stillmotion.reference.cores import load_strict
 from stillmotion.temporal.layer_mix import LayerMix
 
@@ -89,4 +92,30 @@ def pose_readout(kwargs: dict, state: dict) -> PoseHead:
     _same_width(kwargs, "pose readout")
     head = PoseHead(kwargs["d_enc"], kwargs["pose_mlp_hidden_dim"])
     load_strict(head.mlp, part(state, "pose_head."), "pose readout")
+    return head
+
+
+def box_readout(kwargs: dict, state: dict) -> BoxDecoderReadout:
+    """Our readout for `RVMStreamingTrackingWrapper(**kwargs)`, holding its entries of the
+    wrapper's state dict `state` (`bbox_query_encoder.*`, `readout.*`, `bbox_head.*`)."""
+    _same_width(kwargs, "box readout")
+    if kwargs.get("readout_num_queries", 1) != 1:
+        raise ValueError("box readout: one query per box is supported (the released models use 1)")
+    head = BoxDecoderReadout(kwargs["d_enc"], kwargs["readout_num_heads"], kwargs["readout_num_layers"],
+                             kwargs["bbox_mlp_hidden_dim"])
+    load_strict(head, {k: v for k, v in state.items() if k.startswith(("bbox_query_encoder.", "readout.", "bbox_head."))},
+                "box readout")
+    return head
+
+
+def point_readout(kwargs: dict, state: dict) -> PointDecoderReadout:
+    """Our readout for `RVMStreamingPointTrackingWrapper(**kwargs)`, holding its entries of the
+    wrapper's state dict `state`."""
+    _same_width(kwargs, "point readout")
+    if not kwargs.get("predict_uncertainty", True):
+        raise ValueError("point readout: only the released form with an uncertainty output is supported")
+    head = PointDecoderReadout(kwargs["d_enc"], kwargs["readout_num_heads"], kwargs["readout_num_layers"],
+                               kwargs["mlp_hidden_dim"], kwargs["num_fourier_frequencies"])
+    mine = ("fourier_enc.", "point_mlp.", "to_query.", "readout.", "prediction_head.")
+    load_strict(head, {k: v for k, v in state.items() if k.startswith(mine)}, "point readout")
     return head
