@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file
 
 from stillmotion.heads.attentive import AttentiveProbe
-from stillmotion.reference.cores import ARCHS, core_from_reference, core_settings, load_strict
-from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix, part,
-                                             point_readout, pose_readout)
+from stillmotion.reference.cores import ARCHS, CLASSES, core_from_reference, core_settings, load_strict
+from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix,
+                                             mixed_layers, part, point_readout, pose_readout)
 from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"
@@ -89,6 +89,7 @@ def test_reference_classification_matches_from_layers_to_logits(stem):
     meta, weights, io = fixture(f"tasks/{stem}")
     kwargs = meta["constructor"]["kwargs"]
     core_meta = kwargs["sequential_core"]
+    assert CLASSES[core_meta["class"]] == meta["arch_in_reference"]
     extra = io["input.interm_storage_tokens"].shape[3] + 1
     mix = layer_mix(kwargs["d_enc"], part(weights, "encoder."), extra).eval()
     core = core_from_reference(meta["arch_in_reference"], core_meta["kwargs"], part(weights, "sequential_core.")).eval()
@@ -168,3 +169,63 @@ def test_the_attentive_probe_can_be_narrower_than_the_tokens_and_read_per_query(
     assert AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8)(torch.randn(4, 7, 16)).shape == (4, 5)
     with pytest.raises(ValueError, match="width 9 is not divisible by num_heads 2"):
         AttentiveProbe(16, 5, num_heads=2, width=9)
+
+
+def test_original_dinov3_weights_run_in_transformers_as_in_the_original_code():
+    from transformers import DINOv3ViTModel
+
+    from stillmotion.reference.dinov3 import config_for, to_transformers
+
+    meta, weights, io = fixture("dinov3/tiny_vit")
+    kw, sizes = meta["constructor"]["kwargs"], meta["sizes"]
+    config = config_for(weights, heads=sizes["heads"], rope_base=kw["pos_embed_rope_base"], eps=meta["layer_norm_eps"],
+                        image_size=kw["img_size"])
+    model = DINOv3ViTModel(config).eval()
+    model.load_state_dict(to_transformers(weights), strict=True)
+    extra = 1 + sizes["storage_tokens"]
+    for tag in ("square", "wide"):
+        with torch.no_grad():
+            out = model(pixel_values=io[f"input.{tag}.images"], output_hidden_states=True)
+        blocks = torch.stack(out.hidden_states[1:])  # every block's output, before the final norm
+        assert (out.hidden_states[0] - io[f"output.{tag}.embeddings"]).abs().max().item() < 1e-4
+        assert (blocks - io[f"output.{tag}.block_outputs"]).abs().max().item() < 1e-4
+        normed = model.norm(blocks[meta["interm_layer_indices"]])
+        assert (normed[:, :, extra:] - io[f"output.{tag}.interm_patch_tokens"]).abs().max().item() < 1e-4
+        assert (normed[:, :, 0] - io[f"output.{tag}.interm_cls_token"]).abs().max().item() < 1e-4
+        assert (normed[:, :, 1:extra] - io[f"output.{tag}.interm_storage_tokens"]).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="unknown key"):
+        to_transformers({**weights, "head.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="rope_embed.periods do not match"):
+        config_for(weights, heads=sizes["heads"], rope_base=10.0)
+
+
+def test_reference_pixels_to_logits_through_transformers_dinov3():
+    from transformers import DINOv3ViTModel
+
+    from stillmotion.reference.dinov3 import config_for, to_transformers
+
+    meta, weights, io = fixture("e2e/classification_gatedmambamix_tinyvit")
+    kwargs = meta["constructor"]["kwargs"]
+    vit_kw = kwargs["encoder"]["kwargs"]["encoder"]["kwargs"]
+    vit_state = part(weights, "encoder.encoder.")
+    depth = vit_kw["depth"]
+    assert mixed_layers(depth) == meta["interm_layer_indices"] and mixed_layers(24) == [5, 11, 17, 23]
+    vit = DINOv3ViTModel(config_for(vit_state, vit_kw["num_heads"], vit_kw["pos_embed_rope_base"],
+                                    image_size=vit_kw["img_size"])).eval()
+    vit.load_state_dict(to_transformers(vit_state), strict=True)
+    rest = {k: v for k, v in weights.items() if not k.startswith("encoder.encoder.")}
+    extra = 1 + vit.config.num_register_tokens
+    mix = layer_mix(kwargs["d_enc"], part(rest, "encoder."), extra).eval()
+    core_meta = kwargs["sequential_core"]
+    core = core_from_reference(CLASSES[core_meta["class"]], core_meta["kwargs"], part(rest, "sequential_core.")).eval()
+    readout = classification_readout(kwargs, rest).eval()
+    frames = io["input.frames"]
+    b, t = frames.shape[:2]
+    with torch.no_grad():
+        hidden = vit(pixel_values=frames.flatten(0, 1), output_hidden_states=True).hidden_states
+        layers = vit.norm(torch.stack([hidden[i + 1] for i in mixed_layers(depth)], 1))  # (B*T, K, N, D)
+        tokens = mix(layers.unflatten(0, (b, t)))
+        assert (tokens - io["intermediate.encoder_tokens"]).abs().max().item() < 1e-4
+        core_tokens = core(tokens)
+        logits = torch.stack([readout(core_tokens[:, i]) for i in range(t)], 1)
+    assert (logits - io["output.logits"]).abs().max().item() < 1e-4

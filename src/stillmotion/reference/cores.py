@@ -22,6 +22,10 @@ from stillmotion.temporal.base import TemporalCore
 ARCHS = {"dinov3_rvmrnn": "rvm", "dinov3_mamba": "mamba", "dinov3_mambamix": "mmix",
          "dinov3_gatedmambamix": "gmmix"}
 
+#: the reference's core class -> its architecture name
+CLASSES = {"GatedTransformerCore": "dinov3_rvmrnn", "MambaSeqCore": "dinov3_mamba",
+           "MambaMixSeqCore": "dinov3_mambamix", "GatedMambaMixSeqCore": "dinov3_gatedmambamix"}
+
 #: the reference's constructor keyword -> ours, per core (None: has no effect on the weights or
 #: on eval outputs, so it is left out)
 _SETTINGS = {

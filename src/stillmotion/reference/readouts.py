@@ -59,6 +59,12 @@ def classification_readout(kwargs: dict, state: dict) -> AttentiveProbe:
     return probe
 
 
+def mixed_layers(depth: int) -> list[int]:
+    """The ViT blocks whose outputs the released models mix (0-based): depth/4, depth/2,
+    3 depth/4 and depth, each the last block of its quarter (ViT-L, 24 blocks: 5, 11, 17, 23)."""
+    return [depth * k // 4 - 1 for k in (1, 2, 3, 4)]
+
+
 def layer_mix(dim: int, state: dict, extra: int = 5) -> LayerMix:
     """Our `LayerMix` holding the reference encoder's `interm_mlps.*` (prefix `encoder.` removed)."""
     layers = len({k.split(".")[1] for k in state if k.startswith("interm_mlps.")})
