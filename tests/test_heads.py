@@ -25,5 +25,13 @@ def test_clip_mode_adds_time_position_and_interpolates_it():
 
 
 def test_width_must_split_into_heads():
-    with pytest.raises(ValueError, match="dim 10 is not divisible by num_heads 4"):
+    with pytest.raises(ValueError, match="width 10 is not divisible by num_heads 4"):
         AttentiveProbe(10, 2, num_heads=4)
+    with pytest.raises(ValueError, match="width 9 is not divisible by num_heads 2"):
+        AttentiveProbe(16, 5, num_heads=2, width=9)
+
+
+def test_the_attentive_probe_can_be_narrower_than_the_tokens_and_read_per_query():
+    probe = AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8, per_query=True)
+    assert probe(torch.randn(4, 7, 16)).shape == (4, 15) and probe.k.out_features == 8
+    assert AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8)(torch.randn(4, 7, 16)).shape == (4, 5)

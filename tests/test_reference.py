@@ -17,7 +17,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.reference.cores import ARCHS, CLASSES, core_from_reference, core_settings, load_strict
 from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix,
                                              mixed_layers, part, point_readout, pose_readout)
@@ -161,42 +160,6 @@ def test_layer_mix_keeps_the_last_layers_extra_tokens_and_averages_the_enriched_
     assert torch.allclose(branch.bn(flat), expected, atol=1e-5)  # one BatchNorm over every patch token of the batch
     with pytest.raises(ValueError, match=r"expects \(B, T, 3, N, D\)"):
         mix(x[:, :, :2])
-
-
-def test_the_attentive_probe_can_be_narrower_than_the_tokens_and_read_per_query():
-    probe = AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8, per_query=True)
-    assert probe(torch.randn(4, 7, 16)).shape == (4, 15) and probe.k.out_features == 8
-    assert AttentiveProbe(16, 5, num_queries=3, num_heads=2, width=8)(torch.randn(4, 7, 16)).shape == (4, 5)
-    with pytest.raises(ValueError, match="width 9 is not divisible by num_heads 2"):
-        AttentiveProbe(16, 5, num_heads=2, width=9)
-
-
-def test_original_dinov3_weights_run_in_transformers_as_in_the_original_code():
-    from transformers import DINOv3ViTModel
-
-    from stillmotion.reference.dinov3 import config_for, to_transformers
-
-    meta, weights, io = fixture("dinov3/tiny_vit")
-    kw, sizes = meta["constructor"]["kwargs"], meta["sizes"]
-    config = config_for(weights, heads=sizes["heads"], rope_base=kw["pos_embed_rope_base"], eps=meta["layer_norm_eps"],
-                        image_size=kw["img_size"])
-    model = DINOv3ViTModel(config).eval()
-    model.load_state_dict(to_transformers(weights), strict=True)
-    extra = 1 + sizes["storage_tokens"]
-    for tag in ("square", "wide"):
-        with torch.no_grad():
-            out = model(pixel_values=io[f"input.{tag}.images"], output_hidden_states=True)
-        blocks = torch.stack(out.hidden_states[1:])  # every block's output, before the final norm
-        assert (out.hidden_states[0] - io[f"output.{tag}.embeddings"]).abs().max().item() < 1e-4
-        assert (blocks - io[f"output.{tag}.block_outputs"]).abs().max().item() < 1e-4
-        normed = model.norm(blocks[meta["interm_layer_indices"]])
-        assert (normed[:, :, extra:] - io[f"output.{tag}.interm_patch_tokens"]).abs().max().item() < 1e-4
-        assert (normed[:, :, 0] - io[f"output.{tag}.interm_cls_token"]).abs().max().item() < 1e-4
-        assert (normed[:, :, 1:extra] - io[f"output.{tag}.interm_storage_tokens"]).abs().max().item() < 1e-4
-    with pytest.raises(ValueError, match="unknown key"):
-        to_transformers({**weights, "head.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match="rope_embed.periods do not match"):
-        config_for(weights, heads=sizes["heads"], rope_base=10.0)
 
 
 def test_reference_pixels_to_logits_through_transformers_dinov3():

@@ -1,1 +1,2 @@
-"""The papers' own models: their reference code's architectures, parameter names and checkpoints, mapped onto stillmotion's modules."""
+"""The papers' own models: their reference code's architectures, parameter names and
+checkpoints, mapped onto stillmotion's modules."""
