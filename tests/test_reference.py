@@ -162,6 +162,34 @@ def test_layer_mix_keeps_the_last_layers_extra_tokens_and_averages_the_enriched_
         mix(x[:, :, :2])
 
 
+def test_original_dinov3_weights_run_in_transformers_as_in_the_original_code():
+    from transformers import DINOv3ViTModel
+
+    from stillmotion.reference.dinov3 import config_for, to_transformers
+
+    meta, weights, io = fixture("dinov3/tiny_vit")
+    kw, sizes = meta["constructor"]["kwargs"], meta["sizes"]
+    config = config_for(weights, heads=sizes["heads"], rope_base=kw["pos_embed_rope_base"], eps=meta["layer_norm_eps"],
+                        image_size=kw["img_size"])
+    model = DINOv3ViTModel(config).eval()
+    model.load_state_dict(to_transformers(weights), strict=True)
+    extra = 1 + sizes["storage_tokens"]
+    for tag in ("square", "wide"):
+        with torch.no_grad():
+            out = model(pixel_values=io[f"input.{tag}.images"], output_hidden_states=True)
+        blocks = torch.stack(out.hidden_states[1:])  # every block's output, before the final norm
+        assert (out.hidden_states[0] - io[f"output.{tag}.embeddings"]).abs().max().item() < 1e-4
+        assert (blocks - io[f"output.{tag}.block_outputs"]).abs().max().item() < 1e-4
+        normed = model.norm(blocks[meta["interm_layer_indices"]])
+        assert (normed[:, :, extra:] - io[f"output.{tag}.interm_patch_tokens"]).abs().max().item() < 1e-4
+        assert (normed[:, :, 0] - io[f"output.{tag}.interm_cls_token"]).abs().max().item() < 1e-4
+        assert (normed[:, :, 1:extra] - io[f"output.{tag}.interm_storage_tokens"]).abs().max().item() < 1e-4
+    with pytest.raises(ValueError, match="unknown key"):
+        to_transformers({**weights, "head.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="rope_embed.periods do not match"):
+        config_for(weights, heads=sizes["heads"], rope_base=10.0)
+
+
 def test_reference_pixels_to_logits_through_transformers_dinov3():
     from transformers import DINOv3ViTModel
 
