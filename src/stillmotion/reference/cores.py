@@ -72,14 +72,16 @@ def core_settings(arch: str, kwargs: dict) -> tuple[str, int, dict]:
     return name, int(kwargs["d_model"]), ours
 
 
+def renamed(key: str, rules: list[tuple[str, str]]) -> str:
+    """`key` after every (pattern, replacement) of `rules`, applied in order."""
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
 def to_ours(name: str, state: dict) -> dict:
     """The reference core's state dict with our parameter names."""
-    out = {}
-    for key, value in state.items():
-        for pattern, replacement in _RENAMES[name]:
-            key = re.sub(pattern, replacement, key)
-        out[key] = value
-    return out
+    return {renamed(key, _RENAMES[name]): value for key, value in state.items()}
 
 
 def load_strict(module, state: dict, what: str) -> None:

@@ -14,6 +14,8 @@ import re
 
 import torch
 
+from stillmotion.reference.cores import renamed
+
 _RENAMES = [(r"^cls_token$", "embeddings.cls_token"), (r"^mask_token$", "embeddings.mask_token"),
             (r"^storage_tokens$", "embeddings.register_tokens"),
             (r"^patch_embed\.proj\.", "embeddings.patch_embeddings."),
@@ -46,9 +48,7 @@ def to_transformers(state: dict) -> dict:
             continue
         if key == "rope_embed.periods":
             continue  # a config value in transformers (rope_theta), checked by `config_for`
-        new = key
-        for pattern, replacement in _RENAMES:
-            new = re.sub(pattern, replacement, new)
+        new = renamed(key, _RENAMES)
         if new == key and key not in _SAME:
             unknown.append(key)
             continue

@@ -13,15 +13,13 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.patch_depth import PatchDepthReadout
 from stillmotion.heads.pose import PoseHead
 from stillmotion.heads.query_decoder import BoxDecoderReadout, PointDecoderReadout
-from stillmotion.reference.cores import load_strict
+from stillmotion.reference.cores import load_strict, renamed
 from stillmotion.temporal.layer_mix import LayerMix
 
 _ATTENTIVE = [(r"^input_norm\.", "norm."), (r"^temporal_posenc$", "time_embed"), (r"^query$", "queries"),
@@ -40,8 +38,7 @@ def attentive_state(state: dict, probe: AttentiveProbe) -> dict:
     embedding (classification: `add_temporal_posenc=False`) keeps ours at zero."""
     out = {}
     for key, value in state.items():
-        for pattern, replacement in _ATTENTIVE:
-            key = re.sub(pattern, replacement, key)
+        key = renamed(key, _ATTENTIVE)
         out[key] = value.reshape(value.shape[0], -1) if key == "queries" else value  # (Q, H, E) -> (Q, H * E)
     out.setdefault("time_embed", torch.zeros_like(probe.time_embed))
     return out
