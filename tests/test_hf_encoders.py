@@ -78,3 +78,49 @@ def test_unavailable_or_unsupported_models_say_what_to_do(tmp_path):
         load(str(tmp_path))
     with pytest.raises(ValueError, match="not a multiple of the patch size 14"):
         HFEncoder.from_config(CONFIGS["dinov2"][0](), size=50)
+
+
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+def test_all_tokens_and_intermediate_layers(family):
+    """tokens="all" keeps the leading tokens; layers=K gives K blocks, each normed as the last
+    one is, so the last of them equals the usual output and the others equal the model's own
+    hidden states through its final norm."""
+    make, native, n_cls, n_reg = CONFIGS[family]
+    config = make()
+    vision = getattr(config, "vision_config", None) or config
+    vision.num_hidden_layers = 4
+    torch.manual_seed(0)
+    plain = HFEncoder.from_config(config)
+    torch.manual_seed(0)
+    enc = HFEncoder.from_config(config, tokens="all", layers=2)
+    assert enc.layers == (1, 3) and enc.extra == n_cls + n_reg
+    grid = plain.grid[0] * plain.grid[1]
+    assert enc.num_tokens == 2 * (n_cls + n_reg + grid) and plain.num_tokens == grid
+    pixels = torch.randn(2, 3, native, native)
+    tokens = enc.encode(pixels).view(2, 2, n_cls + n_reg + grid, 32)
+    assert torch.allclose(tokens[:, 1, n_cls + n_reg:], plain.encode(pixels), atol=1e-5)
+    if family != "siglip2":
+        kw = {"interpolate_pos_encoding": True} if enc.family.interpolate else {}
+        with torch.no_grad():
+            out = enc.model(pixel_values=pixels, output_hidden_states=True, **kw)
+            assert torch.allclose(tokens[:, 1], out.last_hidden_state, atol=1e-5)
+            norm = enc.model.get_submodule(enc.family.final_norm) if enc.family.final_norm else (lambda h: h)
+            assert torch.allclose(tokens[:, 0], norm(out.hidden_states[2]), atol=1e-5)
+            assert not torch.allclose(tokens[:, 0], tokens[:, 1], atol=1e-3)
+    assert enc.settings()["layers"] == [1, 3] and "layers" not in plain.settings()
+    assert enc.fingerprint != plain.fingerprint
+
+
+def test_layer_choices_and_refusals():
+    from stillmotion.encoders.hf import block_indices
+
+    assert block_indices(24, 4) == (5, 11, 17, 23) and block_indices(12, 4) == (2, 5, 8, 11)
+    assert block_indices(12, None) == () and block_indices(12, [0, 4]) == (0, 4)
+    with pytest.raises(ValueError, match="between 1 and its 12 blocks"):
+        block_indices(12, 13)
+    with pytest.raises(ValueError, match=r"must lie in 0\.\.11"):
+        block_indices(12, [12])
+    with pytest.raises(ValueError, match="tokens must be one of patches, all"):
+        HFEncoder.from_config(CONFIGS["dinov3"][0](), tokens="cls")
+    with pytest.raises(ValueError, match="need a transformers ViT"):
+        load("efficientnet-lite0", layers=4)

@@ -68,7 +68,7 @@ def _extract(args: argparse.Namespace) -> int:
     from stillmotion.cache.decoding import decode_pool
     from stillmotion.cache.extract import ExtractConfig, cache_meta, default_batch, default_workers, extract
     from stillmotion.data.sources import load_samples
-    from stillmotion.encoders import load
+    from stillmotion.encoders import encoder_options, load
 
     here = dist.start("gloo")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -83,14 +83,14 @@ def _extract(args: argparse.Namespace) -> int:
     samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
                            labels=args.labels)
     with decode_pool(workers) as pool:  # the workers start while the encoder loads
-        encoder = load(args.encoder, device=str(device), **({"size": args.size} if args.size else {}))
+        encoder = load(args.encoder, device=str(device), **encoder_options(args.size, args.tokens, args.layers))
         store = TokenStore(args.out, cache_meta(encoder, cfg))
         if here.is_main:
             store.remove_partial()
         dist.barrier()
         if here.is_main and not args.quiet:
             print(f"{len(samples)} videos -> {args.out}: {encoder.name} at {encoder.image_size} px on {device} "
-                  f"({threads} threads), {workers} decode workers, tokens {store.grid[0]}x{store.grid[1]}x{store.dim} "
+                  f"({threads} threads), {workers} decode workers, tokens {_token_layout(store)} "
                   f"{cfg.dtype}, {1 + cfg.views} view(s) per video", file=sys.stderr)
         report = extract(samples, encoder, store, cfg, progress=not args.quiet, rank=here.rank, world=here.world,
                          pool=pool)
@@ -112,6 +112,14 @@ def _extract(args: argparse.Namespace) -> int:
             (store.path / "failures.jsonl").unlink(missing_ok=True)
     dist.stop()
     return code
+
+
+def _token_layout(store) -> str:
+    """"14x14x768", with the leading tokens and layers when there are any."""
+    text = f"{store.grid[0]}x{store.grid[1]}x{store.dim}"
+    if store.extra:
+        text += f" + {store.extra} leading"
+    return text + (f", {store.num_layers} layers" if store.num_layers > 1 else "")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -269,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--encoder", default="efficientnet-lite0", help="encoder name, hub id or local folder "
                      "(default: %(default)s; see README 'Choosing an encoder')")
     ext.add_argument("--size", type=_positive, help="encoder input size in pixels (default: the encoder's)")
+    ext.add_argument("--tokens", choices=("patches", "all"), default="patches", help="patches, or all: the class "
+                     "token and registers too, in front of each frame's patches (default: %(default)s)")
+    ext.add_argument("--layers", type=_positive, metavar="K", help="store K blocks' outputs, evenly spaced, ending "
+                     "at the last (4: paper 000's encoder mix); default: the last block only")
     ext.add_argument("--fps", type=float, help="resample every video to this many frames per second (default: keep every frame)")
     ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "
                      "besides the plain view 0 (default: %(default)s)")

@@ -70,6 +70,9 @@ class ExtractReport:
 
 def cache_meta(encoder: FrozenEncoder, cfg: ExtractConfig = ExtractConfig()) -> dict:
     """Everything a cache's tokens depend on: checked whenever the cache is opened for writing."""
+    if (cfg.pool_space or cfg.pool_channels) and (encoder.extra or encoder.num_layers > 1):
+        raise ValueError(f"{encoder.name}: pooling works on one layer of patch tokens; leave --pool-space and "
+                         "--pool-channels unset with all tokens or several layers")
     grid, dim = pooled_shape(encoder.grid, encoder.dim, cfg.pool_space, cfg.pool_channels)
     meta = {
         "fingerprint": encoder.fingerprint, **encoder.settings(), "dtype": cfg.dtype, "fps": cfg.fps,

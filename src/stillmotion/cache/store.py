@@ -89,6 +89,16 @@ class TokenStore:
         """The stored token width D, after any channel pooling, when the cache records it."""
         return self.meta.get("token_dim")
 
+    @property
+    def num_layers(self) -> int:
+        """K: blocks whose outputs each frame's tokens hold, one after the other (see `encoders.hf`)."""
+        return len(self.meta.get("layers") or ()) or 1
+
+    @property
+    def extra(self) -> int:
+        """Leading tokens (class token, registers) before each layer's patches."""
+        return int(self.meta.get("extra_tokens", 0))
+
     def remove_partial(self) -> int:
         """Delete files a killed writer left half-written; call only while nothing writes."""
         parts = list(self.videos_dir.glob(".*.part")) + list(self.failures_dir.glob(".*.part"))

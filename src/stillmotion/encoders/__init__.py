@@ -23,11 +23,18 @@ def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> Frozen
 
     `name` is a built-in (`efficientnet-lite0`), a short name (`dinov2-b`, `dinov3-s`,
     `siglip2-b`, `clip-b16`, ... see `SHORT_NAMES`), any Hugging Face hub id, or a local model
-    folder. `size` sets the input size (position embeddings interpolate).
+    folder. `size` sets the input size (position embeddings interpolate). Transformers models
+    also take `tokens="all"` (class token and registers kept) and `layers=K` (K blocks' outputs;
+    see `encoders.hf`).
     """
     from stillmotion.encoders.hf import SHORT_NAMES, HFEncoder
 
     if name in REGISTRY:
+        asked = [k for k in ("tokens", "layers") if kw.get(k) not in (None, "patches")]
+        if asked:
+            raise ValueError(f"encoder {name!r} gives one layer of patch tokens; {', '.join(asked)} need a "
+                             "transformers ViT (dinov2-*, dinov3-*, clip-*, siglip*, a hub id or a model folder)")
+        kw = {k: v for k, v in kw.items() if k not in ("tokens", "layers")}
         encoder = REGISTRY[name](**kw)
     elif name in SHORT_NAMES or "/" in name or Path(name).is_dir():
         encoder = HFEncoder.from_pretrained(name, **kw)
@@ -39,6 +46,13 @@ def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> Frozen
     return encoder
 
 
+def encoder_options(size: int | None, tokens: str = "patches", layers: int | None = None) -> dict:
+    """`load` keywords for an input size, a token choice and K layers (1: the last only), leaving
+    out what is the default, so the default encoders take them all."""
+    return {**({"size": size} if size else {}), **({"tokens": tokens} if tokens != "patches" else {}),
+            **({"layers": layers} if layers and layers > 1 else {})}
+
+
 def known_names() -> list[str]:
     """Built-in and short encoder names."""
     from stillmotion.encoders.hf import SHORT_NAMES
@@ -46,4 +60,4 @@ def known_names() -> list[str]:
     return sorted(REGISTRY) + sorted(SHORT_NAMES)
 
 
-__all__ = ["DEFAULT_ENCODER", "FrozenEncoder", "REGISTRY", "known_names", "load"]
+__all__ = ["DEFAULT_ENCODER", "FrozenEncoder", "REGISTRY", "encoder_options", "known_names", "load"]

@@ -18,6 +18,10 @@ class FrozenEncoder(nn.Module):
     Subclasses set `name`, `dim`, `grid` (h', w'), `image_size`, `mean`, `std` (0..255 scale)
     and implement `forward(pixels (B, 3, S, S)) -> tokens (B, N, D)` with N = h' * w'.
     The module stays in eval mode with no gradients whatever `.train()` is asked.
+
+    An encoder may give more than the last layer's patches (see `encoders.hf`): `extra` leading
+    tokens per layer (the class token and registers) and the outputs of K blocks (`layers`),
+    laid out layer by layer, so N = K * (extra + h' * w').
     """
 
     name: str
@@ -26,6 +30,8 @@ class FrozenEncoder(nn.Module):
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    extra: int = 0  # leading tokens before each layer's patches (class token, registers)
+    layers: tuple[int, ...] = ()  # the blocks whose outputs are given (0-based); () = the last one only
 
     def freeze(self) -> "FrozenEncoder":
         for p in self.parameters():
@@ -36,8 +42,13 @@ class FrozenEncoder(nn.Module):
         return super().train(False)
 
     @property
+    def num_layers(self) -> int:
+        """K: how many blocks' outputs each frame's tokens hold."""
+        return max(1, len(self.layers))
+
+    @property
     def num_tokens(self) -> int:
-        return self.grid[0] * self.grid[1]
+        return self.num_layers * (self.extra + self.grid[0] * self.grid[1])
 
     @property
     def device(self) -> torch.device:
@@ -86,6 +97,9 @@ class FrozenEncoder(nn.Module):
             "std": list(self.std),
             "grid": list(self.grid),
             "dim": self.dim,
+            # recorded only when asked for, so caches of patch tokens keep their fingerprints
+            **({"extra_tokens": self.extra} if self.extra else {}),
+            **({"layers": list(self.layers)} if self.layers else {}),
         }
 
     @property

@@ -5,6 +5,12 @@ users run); `HFEncoder.from_config(config, size)` builds the same architecture f
 object (random weights: how the tests check every family without a network). Patch tokens come
 out as (B, N, D), N = (size / patch) ** 2; the class token and register tokens are dropped from
 them and returned separately by `encode_all`.
+
+Two options give what paper 000's released models read: `tokens="all"` keeps the class token
+and registers in front of each frame's patches, and `layers=K` (or a list of 0-based block
+indices) gives the outputs of K blocks instead of the last one: K evenly spaced blocks ending at
+the last (K = 4 on a 12-block ViT: 2, 5, 8, 11), each through the model's final LayerNorm as its
+last layer is, laid out layer by layer: (B, K * (extra + N), D).
 """
 
 from __future__ import annotations
@@ -30,21 +36,25 @@ class Family:
     stats: tuple  # default (mean, std) on the 0..1 scale when the checkpoint names none
     interpolate: bool  # pass interpolate_pos_encoding for other input sizes
     naflex: bool = False  # SigLIP2 NaFlex: patchified input with a mask and spatial shapes
+    final_norm: str | None = None  # the LayerNorm that `last_hidden_state` has passed (None: none)
 
 
 #: config.model_type -> how to run it
 FAMILIES = {
-    "dinov2": Family("Dinov2Model", True, False, IMAGENET, False),
-    "dinov2_with_registers": Family("Dinov2WithRegistersModel", True, True, IMAGENET, False),
-    "dinov3_vit": Family("DINOv3ViTModel", True, True, IMAGENET, False),
-    "siglip": Family("SiglipVisionModel", False, False, HALF, True),
-    "siglip_vision_model": Family("SiglipVisionModel", False, False, HALF, True),
-    "siglip2": Family("Siglip2VisionModel", False, False, HALF, False, naflex=True),
-    "siglip2_vision_model": Family("Siglip2VisionModel", False, False, HALF, False, naflex=True),
+    "dinov2": Family("Dinov2Model", True, False, IMAGENET, False, final_norm="layernorm"),
+    "dinov2_with_registers": Family("Dinov2WithRegistersModel", True, True, IMAGENET, False, final_norm="layernorm"),
+    "dinov3_vit": Family("DINOv3ViTModel", True, True, IMAGENET, False, final_norm="norm"),
+    "siglip": Family("SiglipVisionModel", False, False, HALF, True, final_norm="post_layernorm"),
+    "siglip_vision_model": Family("SiglipVisionModel", False, False, HALF, True, final_norm="post_layernorm"),
+    "siglip2": Family("Siglip2VisionModel", False, False, HALF, False, naflex=True, final_norm="post_layernorm"),
+    "siglip2_vision_model": Family("Siglip2VisionModel", False, False, HALF, False, naflex=True,
+                                   final_norm="post_layernorm"),
     "clip": Family("CLIPVisionModel", True, False, CLIP, True),
     "clip_vision_model": Family("CLIPVisionModel", True, False, CLIP, True),
-    "ijepa": Family("IJepaModel", False, False, IMAGENET, True),
+    "ijepa": Family("IJepaModel", False, False, IMAGENET, True, final_norm="layernorm"),
 }
+
+TOKENS = ("patches", "all")  # what each layer gives: the patches, or the class token and registers too
 
 #: short names -> Hugging Face hub ids (any other hub id or local folder works too)
 SHORT_NAMES = {
@@ -78,7 +88,7 @@ class HFEncoder(FrozenEncoder):
     """A transformers vision tower; forward: pixels (B, 3, S, S) -> patch tokens (B, N, D)."""
 
     def __init__(self, model: torch.nn.Module, family: Family, name: str, size: int | None = None,
-                 stats: tuple | None = None):
+                 stats: tuple | None = None, tokens: str = "patches", layers: int | list[int] | None = None):
         super().__init__()
         self.model, self.family, self.name = model, family, name
         config = _vision_config(model.config)
@@ -92,18 +102,25 @@ class HFEncoder(FrozenEncoder):
         self.num_registers = int(getattr(config, "num_register_tokens", 0)) if family.registers else 0
         mean, std = stats or family.stats
         self.mean, self.std = tuple(255 * m for m in mean), tuple(255 * s for s in std)
+        if tokens not in TOKENS:
+            raise ValueError(f"{name}: tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
+        self.lead = int(family.has_cls) + self.num_registers
+        self.extra = self.lead if tokens == "all" else 0
+        self.layers = block_indices(int(config.num_hidden_layers), layers, name)
         self.freeze()
 
     @classmethod
-    def from_config(cls, config, size: int | None = None, name: str | None = None) -> "HFEncoder":
+    def from_config(cls, config, size: int | None = None, name: str | None = None, **options) -> "HFEncoder":
+        """`options`: `tokens`, `layers` (see the module's docstring)."""
         import transformers
 
         family = _family(config)
         model = getattr(transformers, family.model_class)(_vision_config(config))
-        return cls(model, family, name or f"hf-config:{config.model_type}", size)
+        return cls(model, family, name or f"hf-config:{config.model_type}", size, **options)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, size: int | None = None, **kw) -> "HFEncoder":
+    def from_pretrained(cls, name_or_path: str, size: int | None = None, tokens: str = "patches",
+                        layers: int | list[int] | None = None, **kw) -> "HFEncoder":
         import transformers
 
         hub_id = SHORT_NAMES.get(name_or_path, name_or_path)
@@ -114,30 +131,56 @@ class HFEncoder(FrozenEncoder):
                              f"hub id (weights must be downloadable or cached), or a local model folder") from exc
         family = _family(config)
         model = getattr(transformers, family.model_class).from_pretrained(hub_id, **kw)
-        return cls(model, family, hub_id, size, _checkpoint_stats(hub_id, **kw))
+        return cls(model, family, hub_id, size, _checkpoint_stats(hub_id, **kw), tokens=tokens, layers=layers)
 
-    def _run(self, pixels: torch.Tensor):
+    def _run(self, pixels: torch.Tensor, hidden_states: bool = False):
+        kw = {"output_hidden_states": True} if hidden_states else {}
         if self.family.naflex:
             patches = rearrange(pixels, "b c (h p) (w q) -> b (h w) (p q c)", p=self.patch, q=self.patch)
             b, n, _ = patches.shape
             mask = torch.ones(b, n, dtype=torch.long, device=pixels.device)
             shapes = torch.tensor([self.grid] * b, dtype=torch.long, device=pixels.device)
-            return self.model(pixel_values=patches, pixel_attention_mask=mask, spatial_shapes=shapes).last_hidden_state
-        kw = {"interpolate_pos_encoding": True} if self.family.interpolate else {}
-        return self.model(pixel_values=pixels, **kw).last_hidden_state
+            return self.model(pixel_values=patches, pixel_attention_mask=mask, spatial_shapes=shapes, **kw)
+        if self.family.interpolate:
+            kw["interpolate_pos_encoding"] = True
+        return self.model(pixel_values=pixels, **kw)
 
     def encode_all(self, pixels: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        """{"patches": (B, N, D), "cls": (B, D) or None, "registers": (B, R, D)}."""
-        hidden = self._run(pixels)
-        lead = int(self.family.has_cls) + self.num_registers
+        """{"patches": (B, N, D), "cls": (B, D) or None, "registers": (B, R, D)}, of the last layer."""
+        hidden = self._run(pixels).last_hidden_state
         return {
-            "patches": hidden[:, lead:],
+            "patches": hidden[:, self.lead:],
             "cls": hidden[:, 0] if self.family.has_cls else None,
-            "registers": hidden[:, int(self.family.has_cls) : lead],
+            "registers": hidden[:, int(self.family.has_cls) : self.lead],
         }
 
+    def block_outputs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The chosen blocks' full sequences, each through the final LayerNorm: (B, K, L, D)."""
+        states = self._run(pixels, hidden_states=True).hidden_states  # embeddings, then every block
+        norm = self.model.get_submodule(self.family.final_norm) if self.family.final_norm else None
+        return torch.stack([norm(states[i + 1]) if norm is not None else states[i + 1] for i in self.layers], 1)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.encode_all(pixels)["patches"]
+        """pixels (B, 3, S, S) -> (B, N, D); with `tokens="all"` or `layers`, (B, K * (extra + N), D)."""
+        if not self.layers:
+            hidden = self._run(pixels).last_hidden_state
+            return hidden[:, self.lead - self.extra:]
+        return self.block_outputs(pixels)[:, :, self.lead - self.extra:].flatten(1, 2)
+
+
+def block_indices(depth: int, layers: int | list[int] | None, name: str = "encoder") -> tuple[int, ...]:
+    """0-based block indices: None -> () (the last block, as usual); K -> K evenly spaced blocks
+    ending at the last, depth * k // K - 1 for k = 1..K (paper 000 mixes K = 4); a list -> itself."""
+    if layers is None:
+        return ()
+    if isinstance(layers, int):
+        if not 1 <= layers <= depth:
+            raise ValueError(f"{name}: layers must be between 1 and its {depth} blocks, got {layers}")
+        return tuple(depth * k // layers - 1 for k in range(1, layers + 1))
+    chosen = tuple(int(i) for i in layers)
+    if not chosen or any(not 0 <= i < depth for i in chosen):
+        raise ValueError(f"{name}: block indices must lie in 0..{depth - 1}, got {list(chosen)}")
+    return chosen
 
 
 def _checkpoint_stats(hub_id: str, **kw) -> tuple | None:

@@ -7,7 +7,9 @@
   token before the core, and a per-token Linear maps the core's output back to token width.
 - "boxes" and "points" tasks: a tracking readout reads each frame's tokens in turn, the
   previous frame's prediction as its query, starting from `query` (the box or points given at
-  frame 0); "depth": a depth map per frame. These heads are fixed by the task (`head` is unused).
+  frame 0); "depth": a depth map per frame; "pose": the camera's motion since the last frame
+  (9 numbers: translation + 6-D rotation) per frame. These kinds have the task's own readout,
+  or paper 000's with `head="reference"` (see `heads.readouts`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,9 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from stillmotion.heads.attentive import AttentiveProbe
-from stillmotion.heads.depth import DepthHead
-from stillmotion.heads.linear import LinearProbe
-from stillmotion.heads.mlp import MLPProbe
-from stillmotion.heads.tracking import BoxHead, PointHead
+from stillmotion.heads.readouts import ReadoutSpec, readout_for
 from stillmotion.temporal import build
+from stillmotion.temporal.layer_mix import LayerMix
 
 
 def last_real(per_frame: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -33,47 +32,58 @@ def last_real(per_frame: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
 
 
 class VideoModel(nn.Module):
+    """Core + readout (see `heads.readouts` for which readout `head` names). With tokens of
+    K = `layers` blocks per frame (B, T, K * (extra + N), D), a trained `LayerMix` first mixes
+    them into one layer (paper 000's encoder mix); `extra` leading tokens (class token,
+    registers) go through the core with the patches and are dropped before readouts that read
+    the patch grid alone."""
+
     def __init__(self, dim: int, kind: str, num_outputs: int, core: str = "gru", size: str = "small",
                  core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
-                 resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024):
+                 resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024,
+                 probe_width: int | None = None, decoder_layers: int = 1, layers: int = 1, extra: int = 0):
         super().__init__()
-        self.kind, self.mode = kind, mode
+        self.kind, self.mode, self.layers, self.extra = kind, mode, layers, extra
+        self.mix = LayerMix(dim, layers, extra) if layers > 1 else None
         self.core = build(core, dim, size=size, input=inputs, norm=norm, **(core_kw or {}))
-        width = self.core.out_dim
         if kind == "tokens":
             self.mask_token = nn.Parameter(torch.zeros(dim))
-            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
-        elif kind == "boxes":
-            self.head = BoxHead(width, grid)
-        elif kind == "points":
-            self.head = PointHead(width, grid)
-        elif kind == "depth":
-            self.head = DepthHead(width, grid, resolution)
-        elif head == "attentive":
-            self.head = AttentiveProbe(width, num_outputs, num_queries=queries, num_heads=heads, max_frames=max_frames)
-        elif head == "linear":
-            self.head = LinearProbe(width, num_outputs)
-        elif head == "mlp":
-            self.head = MLPProbe(width, num_outputs, hidden)
-        else:
-            raise ValueError(f"unknown head {head!r}; choose attentive, linear or mlp")
+        readout = readout_for(kind, head)
+        self.patches_only = readout.patches_only
+        self.head = readout.build(ReadoutSpec(
+            self.core.out_dim, dim, num_outputs, tuple(grid), heads, queries, max_frames, resolution, hidden,
+            probe_width, decoder_layers))
+
+    def mixed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, K * L, D) tokens of K layers -> (B, T, L, D): the encoder mix (K > 1), else x."""
+        if self.mix is None:
+            return x
+        b, t, n, d = x.shape
+        return self.mix(x.view(b, t, self.layers, n // self.layers, d))
+
+    def readable(self, y: torch.Tensor) -> torch.Tensor:
+        """The core's tokens (..., N, D') the readout reads: the patches alone for grid readouts."""
+        return y[..., self.extra:, :] if self.patches_only and self.extra else y
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
                 query: torch.Tensor | None = None):
         """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
         "tokens" (with `hide` (B, T): the frames to replace by the mask token); (B, T, 4) for
         "boxes" from `query` (B, 4); (B, T, P, 3) for "points" from `query` (B, P, 2): x, y and a
-        visibility logit; (B, T, R, R) for "depth"."""
+        visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth"; (B, T, 9) for "pose"."""
+        x = self.mixed(x)
         if self.kind == "tokens":
             if hide is not None:
                 x = torch.where(hide[:, :, None, None], self.mask_token.to(x.dtype), x)
             return self.head(self.core(x, mask))
-        y = self.core(x, mask)
+        y = self.readable(self.core(x, mask))
         if self.kind in ("boxes", "points"):
             return self.head.track(y, query.to(y.dtype))
         if self.kind == "depth":
             return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) r s -> b t r s", b=y.shape[0])
+        if self.kind == "pose":
+            return self.per_frame(y)
         if self.mode == "clip":
             return self.head(y, mask)
         # Only the last real frame's answer counts, so only its tokens go through the readout
@@ -89,17 +99,19 @@ class VideoModel(nn.Module):
     def stream(self, x: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
         """One frame at a time through the core's `step`: x (B, T, N, D) -> the prediction after
         each frame: (B, T, C) for "classes" (stream mode), (B, T, 4) boxes or (B, T, P, 3) points
-        from `query`, (B, T, R, R) depth. Only the core's state, the last prediction and the
-        target's look are carried from frame to frame."""
-        b, t, n, _ = x.shape
-        state = self.core.init_state(b, n, x.device)
-        out, look = [], None
+        (4 with the reference readout) from `query`, (B, T, R, R) depth, (B, T, 9) pose. Only the
+        core's state and the readout's (the last prediction, the target's look) are carried from
+        frame to frame."""
+        b, t = x.shape[:2]
+        state = self.core.init_state(b, x.shape[2] // self.layers, x.device)
+        out, tracked = [], None
         for i in range(t):
-            y, state = self.core.step(x[:, i], state)
+            y, state = self.core.step(self.mixed(x[:, i:i + 1])[:, 0], state)
+            y = self.readable(y)
             if self.kind in ("boxes", "points"):
-                look = self.head.look(y, query) if look is None else look
-                out.append(self.head(y, query, look))
-                query = self.head.next_query(out[-1])
+                tracked = self.head.start(y, query) if tracked is None else tracked
+                prediction, tracked = self.head.step(y, tracked)
+                out.append(prediction)
             else:
                 out.append(self.head(y))
         return torch.stack(out, 1)

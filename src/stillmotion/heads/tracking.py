@@ -98,7 +98,10 @@ class Tracker(nn.Module):
     """What the box and point heads share: `look(tokens, query)` takes the target's look from
     frame 0, `forward(tokens, query, look)` predicts one frame, and `next_query(output)` is the
     part of the prediction queried at the next frame. Each reads the tokens with a `Locator`,
-    embeds its query's `coords` numbers in Fourier features and refines with an MLP to `outputs`."""
+    embeds its query's `coords` numbers in Fourier features and refines with an MLP to `outputs`.
+
+    As a stream: `state = start(frame 0's tokens, query)`, then `output, state = step(tokens,
+    state)` per frame (the interface every tracking readout has, see `heads.reference_tracking`)."""
 
     def __init__(self, dim: int, grid: tuple[int, int], bands: int, coords: int, outputs: int):
         super().__init__()
@@ -113,14 +116,23 @@ class Tracker(nn.Module):
     def next_query(self, output: torch.Tensor) -> torch.Tensor:
         return output
 
+    def start(self, tokens: torch.Tensor, query: torch.Tensor) -> tuple:
+        """The state before frame 0: the target's look and the query."""
+        return self.look(tokens, query), query
+
+    def step(self, tokens: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One frame's tokens (B, N, D) -> (this frame's prediction, the next state)."""
+        look, query = state
+        out = self(tokens, query.detach(), look)
+        return out, (look, self.next_query(out))
+
     def track(self, y: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """y (B, T, N, D), first: the query at frame 0 -> every frame's prediction stacked on
         dim 1, each predicted from the previous one (not back-propagated through)."""
-        look = self.look(y[:, 0], first)
-        out, query = [], first
+        state, out = self.start(y[:, 0], first), []
         for t in range(y.shape[1]):
-            out.append(self(y[:, t], query.detach(), look))
-            query = self.next_query(out[-1])
+            prediction, state = self.step(y[:, t], state)
+            out.append(prediction)
         return torch.stack(out, 1)
 
 

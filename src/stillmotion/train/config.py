@@ -38,6 +38,8 @@ class DataConfig:
     cache: Optional[str] = None  # token cache folder; None: RUN_DIR/cache. Missing videos are extracted into it
     encoder: str = "efficientnet-lite0"
     size: Optional[int] = None  # encoder input size; None: the encoder's default
+    tokens: str = "patches"  # patches | all (the class token and registers kept in front: paper 000's models)
+    layers: int = 1  # K blocks' outputs, evenly spaced to the last, mixed by a trained LayerMix (paper 000: 4)
     fps: Optional[float] = None  # resample videos to this rate before encoding; None keeps every frame
     views: int = 0  # augmented views cached per video besides the plain one
     pool_space: Optional[int] = None  # average-pool each frame's token grid to s x s (AdViSe's SFU)
@@ -59,16 +61,20 @@ class TemporalConfig:
 
 @dataclass
 class HeadConfig:
-    name: str = "attentive"  # attentive | linear | mlp (AdViSe's: mean, Linear, ReLU, Linear)
+    # classification: attentive | linear | mlp (AdViSe's: mean, Linear, ReLU, Linear) | reference (paper 000's);
+    # other tasks: reference for paper 000's readout, any other name for the task's own
+    name: str = "attentive"
     mode: str = "stream"  # stream: one prediction per frame, the last one answers; clip: all T x N tokens at once
     heads: int = 4
     queries: int = 1
-    hidden: int = 1024  # the mlp head's hidden width
+    hidden: int = 1024  # hidden width: the mlp head's, and the pose, box and point readouts' (paper 000: 512)
+    width: Optional[int] = None  # attentive / reference probe width (paper 000's classification: 3/4 of D)
+    layers: int = 1  # decoder layers of the reference box and point readouts
 
 
 @dataclass
 class TaskConfig:
-    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth
+    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth | camera_pose
     rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
     jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
     label_smoothing: float = 0.0
@@ -118,9 +124,10 @@ class Config:
 
 
 _CHOICES = {
-    "head.name": ("attentive", "linear", "mlp"),
+    "head.name": ("attentive", "linear", "mlp", "reference"),
     "head.mode": ("stream", "clip"),
     "data.dtype": ("float16", "float32", "int8"),
+    "data.tokens": ("patches", "all"),
     "temporal.input": ("tokens", "diff", "both"),
 }
 
@@ -169,11 +176,17 @@ def check(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    for key in ("data.frames", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips",
+    for key in ("data.frames", "data.layers", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips",
                 "task.resolution"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(getattr(cfg, section), name)}")
+    d = cfg.data
+    if (d.tokens == "all" or d.layers > 1) and (d.pool_space or d.pool_channels):
+        raise ConfigError("data.pool_space / data.pool_channels: pooling works on one layer of patch tokens; "
+                          "leave them unset with data.tokens=all or data.layers > 1")
+    if d.layers > 1 and cfg.task.name == "masked_tokens":
+        raise ConfigError("data.layers: masked_tokens rebuilds one layer's tokens; use data.layers=1")
 
 
 def to_yaml(cfg: Config) -> str:

@@ -33,7 +33,7 @@ from stillmotion.cache.store import TokenStore
 from stillmotion.data.manifest import Sample, class_names
 from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.data.sources import load_samples
-from stillmotion.encoders import load as load_encoder
+from stillmotion.encoders import encoder_options, load as load_encoder
 from stillmotion.heads.model import VideoModel
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
 from stillmotion.train import checkpoint
@@ -130,7 +130,7 @@ class Trainer:
         self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
         self.samples = {s.id: s for s in train + val + test}
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
-                                    **({"size": cfg.data.size} if cfg.data.size else {}))
+                                    **encoder_options(cfg.data.size, cfg.data.tokens, cfg.data.layers))
         self.failed: list[tuple[str, str]] = []
         self.extraction: ExtractReport | None = None  # what this run added to the cache, if anything
         if cfg.data.online:
@@ -148,6 +148,7 @@ class Trainer:
             self.store = self._extract()
             sources = {i: self.store.frame_indices(i) for i in self.samples if i in self.store}
             self.grid, self.dim = self.store.grid, self.store.dim
+        self.extra, self.layers = self.encoder.extra, self.encoder.num_layers
         self.train_videos = self._videos(train, sources)
         self.val_videos = self._videos(val, sources)
         self.test_videos = self._videos(test, sources)
@@ -243,7 +244,8 @@ class Trainer:
                                 mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                                 max_frames=cfg.data.frames, grid=self.grid,
                                 resolution=cfg.task.resolution, inputs=cfg.temporal.input,
-                                norm=cfg.temporal.norm, hidden=cfg.head.hidden).to(self.device)
+                                norm=cfg.temporal.norm, hidden=cfg.head.hidden, probe_width=cfg.head.width,
+                                decoder_layers=cfg.head.layers, layers=self.layers, extra=self.extra).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
