@@ -142,6 +142,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     found = checkpoint.resolve(args.run)
     cfg = checkpoint.load_config(found)
+    if not cfg.data.train:  # an imported model: no training videos, so --data names what to score
+        from stillmotion.reference.release import as_eval_config
+
+        if not args.data:
+            raise SystemExit(f"{args.run}: an imported model has no validation videos of its own; give --data")
+        cfg = as_eval_config(cfg, args.data)
     if args.data or args.split:
         cfg = replace(cfg, data=replace(cfg.data, val=args.data or cfg.data.val or cfg.data.train, val_split=args.split))
     trainer = Trainer(cfg, found.parent.parent, progress=not args.quiet)  # the run's folder, so its cache
@@ -149,6 +155,18 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = trainer.evaluate()
     if dist_main():
         print(json.dumps({"checkpoint": str(found), "data": cfg.data.val or cfg.data.train, "val": metrics}, indent=2))
+    return 0
+
+
+def _import_reference(args: argparse.Namespace) -> int:
+    from stillmotion.reference.release import import_reference
+
+    classes = None
+    if args.classes:
+        classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    folder = import_reference(args.checkpoint, args.arch, args.task, args.size, args.out, encoder=args.encoder,
+                              core_heads=args.core_heads, readout_heads=args.readout_heads, classes=classes)
+    print(f"imported {args.checkpoint} -> {folder}; score it with `stillmotion eval {args.out} --data VIDEOS`")
     return 0
 
 
@@ -319,6 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", help="evaluate on this split of the manifest only (e.g. test)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
+
+    from stillmotion.reference.release import ARCHS, SIZES, TASKS
+
+    imp = sub.add_parser(
+        "import-reference", help="turn a released checkpoint of paper 000 into a run folder",
+        description="Read a Lightning .ckpt of paper 000's released models (or a safetensors / state-dict file with "
+        "its keys) without running pickled code, and write a run folder that `eval` and streaming use like any "
+        "trained run. The frozen ViT comes from transformers (dinov3-s/b/l, or --encoder).")
+    imp.add_argument("checkpoint", help="the released .ckpt, .pt or .safetensors file")
+    imp.add_argument("--arch", required=True, choices=ARCHS, help="the reference's architecture name")
+    imp.add_argument("--task", required=True, choices=list(TASKS), help="the task the checkpoint was trained on")
+    imp.add_argument("--size", required=True, choices=list(SIZES), help="the DINOv3 size (the released models: large)")
+    imp.add_argument("--out", required=True, help="the run folder to write")
+    imp.add_argument("--encoder", help="the frozen ViT: a hub id or local folder (default: dinov3-s/b/l by --size)")
+    imp.add_argument("--classes", help="ssv2: a file of class names, one per line, in the model's output order")
+    imp.add_argument("--core-heads", type=_positive, help="the core's attention heads (default: the release's)")
+    imp.add_argument("--readout-heads", type=_positive, help="the readout's attention heads (default: the release's)")
+    imp.set_defaults(func=_import_reference)
 
     temporal = sub.add_parser("temporal", help="temporal cores", description="Temporal cores.")
     temporal_sub = temporal.add_subparsers(dest="temporal_command", metavar="COMMAND", required=True)

@@ -60,10 +60,21 @@ def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler,
     tmp = _stage(root, name, model, cfg)
     torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_state()}, tmp / TRAINING)
-    final = _publish(tmp, root / name)
-    pointer = root / ".latest.tmp"
+    return _point_latest(_publish(tmp, root / name))
+
+
+def save_weights(run_dir: Path, step: int, model: torch.nn.Module, cfg: Config) -> Path:
+    """A checkpoint of weights and config alone (an imported model's): it evaluates and streams,
+    and starts other runs through `init.core`, but does not resume training."""
+    root = Path(run_dir) / "checkpoints"
+    name = f"step_{step:08d}"
+    return _point_latest(_publish(_stage(root, name, model, cfg), root / name))
+
+
+def _point_latest(final: Path) -> Path:
+    pointer = final.parent / ".latest.tmp"
     pointer.write_text(final.name)
-    os.replace(pointer, root / "latest")
+    os.replace(pointer, final.parent / "latest")
     return final
 
 
@@ -111,4 +122,9 @@ def load_config(path: str | Path) -> Config:
 
 
 def load_training(checkpoint: Path) -> dict:
-    return torch.load(checkpoint / TRAINING, weights_only=False)
+    """The optimizer, scheduler, step and random generators' state saved beside the weights."""
+    path = checkpoint / TRAINING
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint}: weights without a training state (an imported model); it cannot be "
+                                "resumed: start a new run from it with init.core, or choose another --out")
+    return torch.load(path, weights_only=True)

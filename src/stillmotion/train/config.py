@@ -82,6 +82,9 @@ class TaskConfig:
     eval_clips: int = 2  # clips per video at evaluation (temporal crops; their scores are averaged)
     whole_videos: bool = True  # box / point tracking: evaluate each video whole, as one stream, not eval_clips clips
     resolution: int = 32  # depth: side of the predicted and compared depth maps
+    # classification: the class names in the model's output order (an imported model's); None: the
+    # training labels, sorted. Videos whose label is not among them are left out.
+    classes: Optional[list[str]] = None
 
 
 @dataclass

@@ -124,7 +124,7 @@ class Trainer:
     def _prepare_data(self) -> None:
         cfg = self.cfg
         train, val, test = _split(cfg, cfg.task.name)
-        classes = class_names(train) if cfg.task.name == "classification" else None
+        classes = (cfg.task.classes or class_names(train)) if cfg.task.name == "classification" else None
         if cfg.task.name == "classification" and not classes:
             raise ConfigError(f"data.train: {cfg.data.train} has no labels; classification needs a labelled manifest")
         self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
@@ -239,13 +239,8 @@ class Trainer:
     def _build_model(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
-        self.model = VideoModel(self.dim, self.task.kind, self.task.num_outputs, core=cfg.temporal.name,
-                                size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw), head=cfg.head.name,
-                                mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
-                                max_frames=cfg.data.frames, grid=self.grid,
-                                resolution=cfg.task.resolution, inputs=cfg.temporal.input,
-                                norm=cfg.temporal.norm, hidden=cfg.head.hidden, probe_width=cfg.head.width,
-                                decoder_layers=cfg.head.layers, layers=self.layers, extra=self.extra).to(self.device)
+        self.model = model_for(cfg, self.task.kind, self.task.num_outputs, self.dim, self.grid, self.layers,
+                               self.extra).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
@@ -402,6 +397,17 @@ class Trainer:
         if self.left_out:
             print(f"left out {len(self.left_out)} video(s) too short or unlabelled for {self.cfg.task.name} clips of "
                   f"{self.cfg.data.frames} frames: {', '.join(sorted(self.left_out)[:5])}", file=sys.stderr)
+
+
+def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, int], layers: int = 1,
+              extra: int = 0) -> VideoModel:
+    """The model a run's config describes, for tokens of width `dim` on a `grid` of patches
+    (`layers` blocks per frame, `extra` leading tokens each) and a task of `kind` with `outputs`."""
+    return VideoModel(dim, kind, outputs, core=cfg.temporal.name, size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw),
+                      head=cfg.head.name, mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
+                      max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,
+                      inputs=cfg.temporal.input, norm=cfg.temporal.norm, hidden=cfg.head.hidden,
+                      probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra)
 
 
 def load_core(model: VideoModel, source: str | Path) -> None:

@@ -1,0 +1,218 @@
+"""Paper 000's released checkpoints -> ordinary stillmotion run folders.
+
+The authors released, per task (SSv2 classes, Waymo boxes, Perception Test points, ScanNet
+depth, NuScenes camera pose), a DINOv3-L + RVM core model, a DINOv3-L + GMMix model and a
+readout on the frozen RVM: Lightning `.ckpt` files whose `state_dict` holds the trained parts
+under `model.` (the encoder mix `encoder.interm_mlps.*`, the core `sequential_core.*`, the
+readout), never the frozen ViT, which comes from DINOv3's own weights.
+
+`import_reference(ckpt, arch, task, size, out)` reads such a file without running pickled code
+(`torch.load(weights_only=True)`, or a safetensors file with the same keys), builds the run's
+config (DINOv3 through transformers with all tokens and 4 mixed layers, the matching core,
+paper 000's readout, the task's frames, rate and input size), maps every key onto our names,
+loads them strictly (a missing, unknown or mis-shaped key is an error that lists them) and
+writes RUN/checkpoints/step_00000000 (model.safetensors + config.yaml), which `stillmotion
+eval` and `VideoModel.stream` use like any trained run, plus RUN/imported.json saying where it
+came from.
+
+What the weights cannot tell (attention heads) comes from the reference's release settings,
+per size; widths, depths, class counts and the depth map size are read from the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from stillmotion.reference.cores import core_settings, load_strict, to_ours
+from stillmotion.reference.readouts import attentive_state, part
+from stillmotion.train import checkpoint
+from stillmotion.train.config import Config, DataConfig, HeadConfig, TaskConfig, TemporalConfig, TrainConfig, check
+
+ARCHS = ("dinov3_rvmrnn", "dinov3_mamba", "dinov3_mambamix", "dinov3_gatedmambamix")
+SIZES = {"small": "dinov3-s", "base": "dinov3-b", "large": "dinov3-l"}  # the frozen ViT each size needs
+RVM_HEADS = {"small": 8, "base": 12, "large": 16}  # the RVM core's attention heads per size
+MIX_HEADS = 16  # MMix / GMMix spatial attention heads, every size
+
+
+#: task -> (our task, frames per clip, frames per second, input size, readout heads) as the
+#: reference's inference scripts run the released models
+TASKS = {
+    "ssv2": ("classification", 16, 6.0, 224, 12),
+    "waymo": ("box_tracking", 16, 10.0, 256, 4),
+    "pt": ("point_tracking", 16, 6.0, 224, 8),
+    "scannet": ("depth", 16, 6.0, 224, 16),
+    "nuscenes": ("camera_pose", 16, 6.0, 224, 16),
+}
+IGNORED = ("loss_fn.",)  # training-only entries of the released checkpoints (loss balancing weights)
+
+
+class ReferenceImportError(ValueError):
+    """A checkpoint that cannot become a run; the message names the file and what is wrong."""
+
+
+def read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model weights of a Lightning checkpoint, a state-dict file or a safetensors file, with
+    the `model.` prefix and training-only entries removed. Pickled code is never run."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceImportError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        raw = load_file(str(path))
+    else:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ReferenceImportError(
+                f"{path}: cannot be read as plain weights ({first}). Only tensors, numbers and containers are "
+                "loaded (no pickled code); save its state_dict on its own, or as safetensors") from None
+        if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+            raw = raw["state_dict"]
+    if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ReferenceImportError(f"{path}: no state dict of tensors in it (a Lightning .ckpt has one under "
+                                   "\"state_dict\")")
+    return {k.removeprefix("model."): v for k, v in raw.items() if not k.removeprefix("model.").startswith(IGNORED)}
+
+
+def _count(state: dict, pattern: str) -> int:
+    found = {m.group(1) for k in state if (m := re.match(pattern, k))}
+    return len(found)
+
+
+def _core_kwargs(arch: str, size: str, state: dict, heads: int | None) -> dict:
+    """The reference core's constructor keywords: as the release builds it, depth read from the weights."""
+    core = part(state, "sequential_core.")
+    if not core:
+        raise ReferenceImportError("no temporal core (sequential_core.*) in the checkpoint; the readouts on the "
+                                   "frozen RVM need the RVM encoder, which is not supported here")
+    dim = int(core["output_norm.weight"].shape[0])
+    if arch == "dinov3_rvmrnn":
+        mlp = int(core["transformer.layers.0.mlp.fc1.weight"].shape[0])
+        return {"d_model": dim, "num_layers": _count(core, r"^transformer\.layers\.(\d+)\."),
+                "num_heads": heads or RVM_HEADS[size], "mlp_ratio": mlp // dim}
+    blocks = _count(core, r"^mamba_blocks\.(\d+)\.")
+    a_log = core["mamba_blocks.0.mamba.A_log"]
+    common = {"d_model": dim, "d_state": int(a_log.shape[1]), "expand": int(a_log.shape[0]) // dim}
+    if arch == "dinov3_mamba":
+        return {**common, "n_mamba_layers": blocks}
+    fc1 = core["spatial_blocks.0.mlp.fc1.weight"]
+    return {**common, "n_layers": blocks, "spatial_num_heads": heads or MIX_HEADS,
+            "spatial_mlp_ratio": int(fc1.shape[0]) // dim}
+
+
+def _readout(task: str, state: dict, heads: int) -> tuple[dict, dict, int]:
+    """(head settings, task settings, outputs) read from the readout's weights."""
+    if task == "ssv2":
+        key = state.get("readout.key_proj.weight")
+        if key is None:
+            raise ReferenceImportError("no classification readout (readout.key_proj.*) in the checkpoint")
+        return {"width": int(key.shape[0]), "heads": heads}, {}, int(state["readout.classifier.weight"].shape[0])
+    if task == "scannet":
+        query = state.get("readout.readout.query")
+        if query is None:
+            raise ReferenceImportError("no depth readout (readout.readout.*) in the checkpoint")
+        side = 8 * round(query.shape[0] ** 0.5)
+        width = int(state["readout.readout.key_proj.weight"].shape[0])
+        return {"width": width, "heads": heads}, {"resolution": side}, 0
+    if task == "nuscenes":
+        if "pose_head.1.weight" not in state:
+            raise ReferenceImportError("no pose readout (pose_head.*) in the checkpoint")
+        return {"hidden": int(state["pose_head.1.weight"].shape[0])}, {}, 0
+    first = "bbox_query_encoder.bbox_encoder.0.weight" if task == "waymo" else "point_mlp.0.weight"
+    if first not in state:
+        raise ReferenceImportError(f"no {'box' if task == 'waymo' else 'point'} readout ({first.split('.')[0]}.*) "
+                                   "in the checkpoint")
+    return ({"hidden": int(state[first].shape[0]), "heads": heads, "layers": _count(state, r"^readout\.layers\.(\d+)\.")},
+            {}, 0)
+
+
+def release_config(arch: str, task: str, size: str, state: dict, encoder: str | None = None,
+                   core_heads: int | None = None, readout_heads: int | None = None,
+                   classes: list[str] | None = None) -> tuple[Config, dict]:
+    """(the run's config, the reference core's keywords) for a released checkpoint's weights."""
+    if arch not in ARCHS:
+        raise ReferenceImportError(f"--arch {arch!r}: choose one of {', '.join(ARCHS)} (the RVM readouts need the "
+                                   "RVM encoder, not supported here)")
+    if task not in TASKS or size not in SIZES:
+        raise ReferenceImportError(f"--task must be one of {', '.join(TASKS)} and --size one of {', '.join(SIZES)}")
+    ours, frames, fps, image, heads = TASKS[task]
+    ref_core = _core_kwargs(arch, size, state, core_heads)
+    name, _, kw = core_settings(arch, ref_core)
+    head, task_kw, outputs = _readout(task, state, readout_heads or heads)
+    if classes is not None and len(classes) != outputs:
+        raise ReferenceImportError(f"{len(classes)} class names given, the readout has {outputs} outputs")
+    cfg = Config(
+        data=DataConfig(train="", encoder=encoder or SIZES[size], size=image, tokens="all", layers=4, fps=fps,
+                        frames=frames, clips_per_video=1, dtype="float16"),
+        temporal=TemporalConfig(name=name, size="small", kw=kw),
+        head=HeadConfig(name="reference", **head),
+        task=TaskConfig(name=ours, classes=classes or ([f"class_{i}" for i in range(outputs)] if outputs else None),
+                        **task_kw),
+        train=TrainConfig(steps=1, batch_size=1))  # never trained here: its weights are the release's
+    check(cfg)
+    return cfg, ref_core
+
+
+def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
+    """The released weights under our model's parameter names."""
+    out = {f"mix.{k}": v for k, v in part(state, "encoder.").items()}
+    out.update({f"core.{k}": v for k, v in to_ours(core_settings(arch, {"d_model": 1})[0],
+                                                    part(state, "sequential_core.")).items()})
+    if task == "ssv2":
+        head = attentive_state(part(state, "readout."), model.head)
+    elif task == "scannet":
+        head = {f"probe.{k}": v for k, v in attentive_state(part(state, "readout.readout."), model.head.probe).items()}
+    elif task == "nuscenes":
+        head = {f"mlp.{k}": v for k, v in part(state, "pose_head.").items()}
+    else:
+        head = {k: v for k, v in state.items() if not k.startswith(("encoder.", "sequential_core."))}
+    out.update({f"head.{k}": v for k, v in head.items()})
+    return out
+
+
+def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str | Path, encoder: str | None = None,
+                     core_heads: int | None = None, readout_heads: int | None = None,
+                     classes: list[str] | None = None) -> Path:
+    """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder."""
+    from stillmotion.tasks import TASKS as OUR_TASKS
+    from stillmotion.train.trainer import model_for
+
+    state = read_state(ckpt)
+    try:
+        cfg, _ = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes)
+    except KeyError as exc:
+        raise ReferenceImportError(f"{ckpt}: not a {arch} {task} checkpoint: no {exc.args[0]}") from None
+    dim = int(state["sequential_core.output_norm.weight"].shape[0])
+    kind = OUR_TASKS[cfg.task.name].kind
+    outputs = len(cfg.task.classes or [])
+    model = model_for(cfg, kind, outputs, dim, (1, 1), layers=4, extra=5)
+    try:
+        load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")
+    except ValueError as exc:
+        raise ReferenceImportError(str(exc)) from None
+    out = Path(out)
+    if checkpoint.latest(out) is not None:
+        raise ReferenceImportError(f"{out}: already holds a run; choose another --out")
+    folder = checkpoint.save_weights(out, 0, model, cfg)
+    digest = hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
+    (out / "imported.json").write_text(json.dumps({"source": str(ckpt), "sha256": digest, "arch": arch, "task": task,
+                                                  "size": size, "encoder": cfg.data.encoder}, indent=2))
+    return folder
+
+
+def as_eval_config(cfg: Config, data: str) -> Config:
+    """An imported run's config made to score the videos of `data` (it has no training videos)."""
+    return replace(cfg, data=replace(cfg.data, train=data, val=data, val_split=None))
+
+
+__all__ = ["ARCHS", "SIZES", "TASKS", "ReferenceImportError", "as_eval_config", "import_reference", "read_state",
+           "release_config"]

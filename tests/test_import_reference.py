@@ -1,0 +1,169 @@
+"""`stillmotion import-reference`: paper 000's checkpoints, saved as the reference saves them
+(a Lightning `state_dict` under `model.`), become run folders whose model streams the reference's
+outputs. The fixtures come from test_reference's folder (skipped, saying why, without them);
+the refusals need none."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stillmotion.cli import main
+from stillmotion.heads.tracking import to_cxcywh, to_xyxy
+from stillmotion.reference.cores import CLASSES
+from stillmotion.reference.release import ReferenceImportError, import_reference, read_state
+from stillmotion.tasks import TASKS as OUR_TASKS
+from stillmotion.train import checkpoint
+from stillmotion.train.trainer import model_for
+from test_reference import encoder_inputs, fixture
+
+#: fixture -> the released task it stands for
+STEMS = {"classification_gatedmambamix": "ssv2", "classification_gated_transformer": "ssv2",
+         "tracking_gatedmambamix": "waymo", "points_gatedmambamix": "pt", "depth_gatedmambamix": "scannet",
+         "pose_gatedmambamix": "nuscenes"}
+
+
+def as_released(weights: dict, path) -> str:
+    """The weights saved as a Lightning checkpoint (plus the training-only entries it carries)."""
+    state = {f"model.{k}": v for k, v in weights.items()}
+    state["loss_fn.log_sigma"] = torch.zeros(2)
+    torch.save({"state_dict": state, "epoch": 3, "global_step": 1200, "hyper_parameters": {"lr": 1e-4}}, path)
+    return str(path)
+
+
+def imported(stem: str, tmp_path, **kw):
+    """(meta, io, the imported run's model, its config) for a task fixture."""
+    meta, weights, io = fixture(f"tasks/{stem}")
+    kwargs = meta["constructor"]["kwargs"]
+    core = kwargs["sequential_core"]["kwargs"]
+    heads = core.get("num_heads") or core.get("spatial_num_heads")
+    folder = import_reference(as_released(weights, tmp_path / "model.ckpt"), meta["arch_in_reference"], STEMS[stem],
+                              "small", tmp_path / "run", core_heads=heads,
+                              readout_heads=kwargs.get("readout_num_heads"), **kw)
+    assert checkpoint.resolve(tmp_path / "run") == folder
+    cfg = checkpoint.load_config(folder)
+    assert cfg.data.tokens == "all" and cfg.data.layers == 4 and cfg.head.name == "reference"
+    grid = round(io["input.interm_patch_tokens"].shape[3] ** 0.5)
+    extra = 1 + io["input.interm_storage_tokens"].shape[3]
+    model = model_for(cfg, OUR_TASKS[cfg.task.name].kind, len(cfg.task.classes or []), kwargs["d_enc"], (grid, grid),
+                      layers=4, extra=extra)
+    model.load_state_dict(checkpoint.load_weights(folder))
+    return meta, io, model.eval(), cfg
+
+
+def tokens_as_cached(io: dict) -> torch.Tensor:
+    """The fixture's 4 layers laid out as the token cache stores them: (B, T, K * N, D)."""
+    return encoder_inputs(io).flatten(2, 3)
+
+
+@pytest.mark.parametrize("stem,output", [("classification_gatedmambamix", "output.logits"),
+                                         ("classification_gated_transformer", "output.logits"),
+                                         ("depth_gatedmambamix", "output.pred_depth"),
+                                         ("pose_gatedmambamix", "output.pose")])
+def test_imported_models_stream_the_reference_outputs(stem, output, tmp_path):
+    _, io, model, _ = imported(stem, tmp_path)
+    out = model.stream(tokens_as_cached(io))
+    assert out.shape == io[output].shape
+    assert (out - io[output]).abs().max().item() < 1e-4
+
+
+def test_imported_box_model_follows_the_reference_frame_by_frame(tmp_path):
+    _, io, model, cfg = imported("tracking_gatedmambamix", tmp_path)
+    assert cfg.task.name == "box_tracking" and cfg.data.size == 256
+    first = to_xyxy(io["input.init_bbox"])
+    with torch.no_grad():
+        y = model.readable(model.core(model.mixed(tokens_as_cached(io))))
+        forced = model.head.track(y, first, teacher=to_xyxy(io["intermediate.bbox_query_input"]))
+    # the tasks' corner boxes round-trip through the readout's centre boxes: a 1e-7 rounding that
+    # the query's top Fourier frequency (2^15 pi) turns into up to ~2.5e-4, as the fixtures' README says
+    assert (to_cxcywh(forced) - io["output.bboxes"]).abs().max().item() < 1e-3
+    streamed = model.stream(tokens_as_cached(io), first)
+    assert (to_cxcywh(streamed[:, 0]) - io["output.bboxes"][:, 0]).abs().max().item() < 1e-3
+
+
+def test_imported_point_model_matches_away_from_the_query_frames(tmp_path):
+    _, io, model, _ = imported("points_gatedmambamix", tmp_path)
+    out = model.stream(tokens_as_cached(io), io["input.query_points"]).transpose(1, 2)  # (B, Q, T, 4)
+    t = torch.arange(out.shape[2])
+    other = (t != io["input.query_frame"][..., None]) & (t != 0)  # ours queries every point at frame 0
+    assert other.sum() > 10
+    assert (out[..., :2] - io["output.pred_points"])[other].abs().max().item() < 1e-3
+    assert (out[..., 2] - io["output.pred_visibility"])[other].abs().max().item() < 1e-3
+    assert (out[..., 3] - io["output.pred_uncertainty"])[other].abs().max().item() < 1e-3
+
+
+def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path):
+    """The whole chain as a user runs it: the original ViT weights converted to a transformers
+    folder, the checkpoint imported by the command line, frames through `encoders.load` with all
+    tokens of 4 layers, then the stream."""
+    from transformers import DINOv3ViTModel
+
+    from stillmotion.encoders import load
+    from stillmotion.reference.dinov3 import config_for, to_transformers
+    from stillmotion.reference.readouts import part
+
+    meta, weights, io = fixture("e2e/classification_gatedmambamix_tinyvit")
+    kwargs = meta["constructor"]["kwargs"]
+    vit_kw = kwargs["encoder"]["kwargs"]["encoder"]["kwargs"]
+    vit_state = part(weights, "encoder.encoder.")
+    vit = DINOv3ViTModel(config_for(vit_state, vit_kw["num_heads"], vit_kw["pos_embed_rope_base"],
+                                    image_size=vit_kw["img_size"]))
+    vit.load_state_dict(to_transformers(vit_state), strict=True)
+    vit.save_pretrained(tmp_path / "vit")
+    trained = {k: v for k, v in weights.items() if not k.startswith("encoder.encoder.")}
+    names = tmp_path / "classes.txt"
+    names.write_text("\n".join(f"action {i}" for i in range(kwargs["num_classes"])))
+    code = main(["import-reference", as_released(trained, tmp_path / "e2e.ckpt"), "--arch",
+                 CLASSES[kwargs["sequential_core"]["class"]],
+                 "--task", "ssv2", "--size", "small", "--out", str(tmp_path / "run"), "--encoder", str(tmp_path / "vit"),
+                 "--classes", str(names), "--core-heads", str(kwargs["sequential_core"]["kwargs"]["spatial_num_heads"]),
+                 "--readout-heads", str(kwargs["readout_num_heads"])])
+    assert code == 0
+    found = checkpoint.resolve(tmp_path / "run")
+    cfg = checkpoint.load_config(found)
+    assert cfg.task.classes[3] == "action 3" and cfg.data.encoder == str(tmp_path / "vit")
+    encoder = load(cfg.data.encoder, tokens=cfg.data.tokens, layers=cfg.data.layers, size=vit_kw["img_size"])
+    frames = io["input.frames"]
+    b, t = frames.shape[:2]
+    tokens = encoder.encode(frames.flatten(0, 1)).unflatten(0, (b, t))
+    model = model_for(cfg, "classes", len(cfg.task.classes), encoder.dim, encoder.grid, encoder.num_layers,
+                      encoder.extra)
+    model.load_state_dict(checkpoint.load_weights(found))
+    logits = model.eval().stream(tokens)
+    assert (logits - io["output.logits"]).abs().max().item() < 1e-4
+
+
+def test_checkpoints_that_do_not_fit_are_refused_with_the_keys(tmp_path):
+    meta, weights, _ = fixture("tasks/pose_gatedmambamix")
+    broken = dict(weights)
+    broken["pose_head.9.weight"] = broken.pop("pose_head.3.weight")
+    with pytest.raises(ReferenceImportError, match=r"missing head\.mlp\.3\.weight; unknown head\.mlp\.9\.weight"):
+        import_reference(as_released(broken, tmp_path / "a.ckpt"), "dinov3_gatedmambamix", "nuscenes", "small",
+                         tmp_path / "a", core_heads=4)
+    with pytest.raises(ReferenceImportError, match="no depth readout"):
+        import_reference(as_released(weights, tmp_path / "b.ckpt"), "dinov3_gatedmambamix", "scannet", "small",
+                         tmp_path / "b", core_heads=4)
+    import_reference(as_released(weights, tmp_path / "c.ckpt"), "dinov3_gatedmambamix", "nuscenes", "small",
+                     tmp_path / "c", core_heads=4)
+    with pytest.raises(ReferenceImportError, match="already holds a run"):
+        import_reference(tmp_path / "c.ckpt", "dinov3_gatedmambamix", "nuscenes", "small", tmp_path / "c", core_heads=4)
+
+
+class NotWeights:
+    """Anything but tensors: unpickling it would run code, so it must be refused."""
+
+
+def test_unsafe_or_unfit_files_are_refused_without_unpickling(tmp_path):
+    torch.save({"state_dict": {"model.x": torch.zeros(1)}, "callback": NotWeights()}, tmp_path / "unsafe.ckpt")
+    with pytest.raises(ReferenceImportError, match=r"unsafe\.ckpt: cannot be read as plain weights.*no pickled code"):
+        read_state(tmp_path / "unsafe.ckpt")
+    with pytest.raises(ReferenceImportError, match="checkpoint not found"):
+        read_state(tmp_path / "missing.ckpt")
+    torch.save({"state_dict": {"model.x": torch.zeros(1), "loss_fn.w": torch.ones(1)}}, tmp_path / "ok.ckpt")
+    assert list(read_state(tmp_path / "ok.ckpt")) == ["x"]
+    with pytest.raises(ReferenceImportError, match="no temporal core"):
+        import_reference(tmp_path / "ok.ckpt", "dinov3_gatedmambamix", "ssv2", "large", tmp_path / "run")
+    with pytest.raises(ReferenceImportError, match="--arch 'rvm'"):
+        import_reference(tmp_path / "ok.ckpt", "rvm", "ssv2", "large", tmp_path / "run")
+    assert main(["import-reference", str(tmp_path / "unsafe.ckpt"), "--arch", "dinov3_mamba", "--task", "pt",
+                 "--size", "base", "--out", str(tmp_path / "run")]) == 2
