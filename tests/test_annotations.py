@@ -21,12 +21,29 @@ def test_annotation_file_round_trip_and_missing_frames(tmp_path):
     assert got[0, 0].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4]) and np.isnan(got[1]).all()
 
 
+
+def test_camera_poses_round_trip(tmp_path):
+    turn = np.array([[0.0, -1, 0, 0.5], [1, 0, 0, 0], [0, 0, 1, -2], [0, 0, 0, 1]])  # a quarter about z, moved
+    poses = np.stack([np.eye(4), turn])
+    path = save_annotations(tmp_path / "p.npz", frames=np.array([3, 4]), poses=poses.astype(np.float32))
+    notes = load_annotations(path, need=("poses",))
+    assert notes.poses.dtype == np.float64 and np.array_equal(notes.poses, poses)
+    got = notes.take("poses", [4, 5], np.nan)
+    assert np.array_equal(got[0], turn) and np.isnan(got[1]).all()
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"boxes": np.zeros((2, 1, 4))}, "no depth array"),
     ({"depth": np.zeros((2, 4, 4)), "boxes": np.zeros((3, 1, 4))}, "disagree on the number of frames"),
     ({"depth": np.zeros((2, 4, 4)), "frames": np.array([3, 1])}, "increasing"),
     ({"depth": np.zeros((2, 4, 4)), "points": np.zeros((2, 3, 2))}, "needs `visible`"),
     ({"depth": np.zeros((2, 4))}, "`depth` has shape"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.zeros((2, 3, 4))}, "`poses` has shape"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.zeros((2, 16))}, "`poses` has shape"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.tile(np.eye(4), (3, 1, 1))}, "disagree on the number of frames"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.stack([np.eye(4), np.full((4, 4), np.nan)])}, "`poses` must hold"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.stack([np.eye(4), 2 * np.eye(4)])}, "`poses` row 1 is not a rigid"),
+    ({"depth": np.zeros((2, 4, 4)), "poses": np.stack([np.diag([-1.0, 1, 1, 1]), np.eye(4)])}, "`poses` row 0 is not"),
 ])
 def test_bad_annotation_files_name_the_file_and_the_problem(tmp_path, arrays, message):
     path = save_annotations(tmp_path / "bad.npz", **arrays)

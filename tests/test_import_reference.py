@@ -5,16 +5,21 @@ the refusals need none."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from stillmotion.cli import main
+from stillmotion.data.manifest import Sample, write_manifest
 from stillmotion.heads.tracking import to_cxcywh, to_xyxy
 from stillmotion.reference.cores import CLASSES
 from stillmotion.reference.release import ReferenceImportError, import_reference, read_state
 from stillmotion.tasks import TASKS as OUR_TASKS
 from stillmotion.train import checkpoint
 from stillmotion.train.trainer import model_for
+from stillmotion.video.write import write_video
 from test_reference import encoder_inputs, fixture
 
 #: fixture -> the released task it stands for
@@ -92,7 +97,7 @@ def test_imported_point_model_matches_away_from_the_query_frames(tmp_path):
     assert (out[..., 3] - io["output.pred_uncertainty"])[other].abs().max().item() < 1e-3
 
 
-def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path):
+def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, capsys):
     """The whole chain as a user runs it: the original ViT weights converted to a transformers
     folder, the checkpoint imported by the command line, frames through `encoders.load` with all
     tokens of 4 layers, then the stream."""
@@ -131,6 +136,19 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path):
     model.load_state_dict(checkpoint.load_weights(found))
     logits = model.eval().stream(tokens)
     assert (logits - io["output.logits"]).abs().max().item() < 1e-4
+
+    # `eval` scores the imported run on labelled videos it is given (it has none of its own)
+    rng = np.random.default_rng(0)
+    samples = []
+    for i, label in enumerate(["action 1", "action 3", "not a class"]):
+        write_video(tmp_path / f"v{i}.mp4", rng.integers(0, 255, (20, 48, 64, 3), dtype=np.uint8), fps=6)
+        samples.append(Sample(id=f"v{i}", path=f"v{i}.mp4", label=label))
+    manifest = write_manifest(tmp_path / "videos.jsonl", samples)
+    assert main(["eval", str(tmp_path / "run")]) == 2
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--data", str(manifest), "--quiet"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["val"]["clips"] == 2 * cfg.task.eval_clips and 0 <= scored["val"]["top1"] <= 1
 
 
 def test_checkpoints_that_do_not_fit_are_refused_with_the_keys(tmp_path):

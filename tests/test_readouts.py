@@ -10,6 +10,7 @@ import transformers as T
 from stillmotion.data.scenes import SceneConfig, generate_scenes
 from stillmotion.heads.model import VideoModel
 from stillmotion.heads.readouts import READOUTS, readout_for
+from stillmotion.heads.tracking import to_cxcywh, to_xyxy
 from stillmotion.train.config import ConfigError, load_config
 from stillmotion.train.data import collate
 from stillmotion.train.trainer import Trainer
@@ -69,6 +70,19 @@ def test_the_mix_is_trained_in_front_of_the_core_and_grid_readouts_read_patches_
     z = y.clone()
     z[:, :, 0] += 5
     assert torch.equal(one(y, query=_query("boxes")), one(z, query=_query("boxes")))
+
+
+def test_reference_boxes_read_centre_boxes_unless_told_corners():
+    torch.manual_seed(0)
+    centre = VideoModel(DIM, "boxes", 0, core="identity", head="reference", heads=2, hidden=16).eval()
+    corners = VideoModel(DIM, "boxes", 0, core="identity", head="reference", heads=2, hidden=16,
+                         box_format="xyxy").eval()
+    corners.load_state_dict(centre.state_dict())
+    y, box = torch.randn(2, 1, 5, DIM), _query("boxes")
+    with torch.no_grad():
+        raw = centre.head(y[:, 0], to_cxcywh(box))  # the readout in its own (cx, cy, w, h)
+        assert torch.allclose(centre(y, query=box)[:, 0], to_xyxy(raw), atol=1e-6)
+        assert torch.allclose(corners(y, query=box)[:, 0], centre.head(y[:, 0], box), atol=1e-6)
 
 
 def test_reference_points_return_the_query_at_frame_zero_and_uncertainty():

@@ -54,10 +54,11 @@ def _data_check(args: argparse.Namespace) -> int:
 def _data_scenes(args: argparse.Namespace) -> int:
     from stillmotion.data.scenes import SceneConfig, generate_scenes
 
-    cfg = SceneConfig(size=args.size, frames=args.frames, train=args.train, val=args.val, seed=args.seed)
+    cfg = SceneConfig(size=args.size, frames=args.frames, train=args.train, val=args.val, seed=args.seed,
+                      pan=args.pan, roll=args.roll, zoom=args.zoom)
     manifest = generate_scenes(args.out, cfg, progress=not args.quiet)
-    print(f"{cfg.train} training and {cfg.val} validation scenes of {cfg.frames} frames, with boxes, points and "
-          f"depth: {manifest}")
+    print(f"{cfg.train} training and {cfg.val} validation scenes of {cfg.frames} frames, with boxes, points, "
+          f"depth and camera poses: {manifest}")
     return 0
 
 
@@ -146,7 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
         from stillmotion.reference.release import as_eval_config
 
         if not args.data:
-            raise SystemExit(f"{args.run}: an imported model has no validation videos of its own; give --data")
+            raise ValueError(f"{args.run}: an imported model has no validation videos of its own; give --data")
         cfg = as_eval_config(cfg, args.data)
     if args.data or args.split:
         cfg = replace(cfg, data=replace(cfg.data, val=args.data or cfg.data.val or cfg.data.train, val_split=args.split))
@@ -165,7 +166,8 @@ def _import_reference(args: argparse.Namespace) -> int:
     if args.classes:
         classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     folder = import_reference(args.checkpoint, args.arch, args.task, args.size, args.out, encoder=args.encoder,
-                              core_heads=args.core_heads, readout_heads=args.readout_heads, classes=classes)
+                              core_heads=args.core_heads, readout_heads=args.readout_heads, classes=classes,
+                              box_format=args.box_format)
     print(f"imported {args.checkpoint} -> {folder}; score it with `stillmotion eval {args.out} --data VIDEOS`")
     return 0
 
@@ -270,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(check)
 
     scenes = data_sub.add_parser(
-        "scenes", help="write synthetic tracking scenes: videos with boxes, point tracks and depth",
+        "scenes", help="write synthetic tracking scenes: videos with boxes, point tracks, depth and camera poses",
         description="Render scenes of two moving objects over a texture as H.264 videos, each with an annotation "
         "file (boxes, point tracks with visibility, depth maps) and a manifest with train/val splits: data for "
         "the box_tracking, point_tracking and depth tasks. A rerun keeps the scenes already written.")
@@ -279,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("--val", type=_positive, default=16, help="validation scenes (default: %(default)s)")
     scenes.add_argument("--frames", type=_positive, default=16, help="frames per scene (default: %(default)s)")
     scenes.add_argument("--size", type=_positive, default=128, help="frame size in pixels, even (default: %(default)s)")
+    scenes.add_argument("--pan", type=float, default=0.25, help="the camera's largest move along each axis over a "
+                        "scene, as a fraction of the frame (default: %(default)s)")
+    scenes.add_argument("--roll", type=float, default=10.0, help="its largest roll over a scene, degrees "
+                        "(default: %(default)s)")
+    scenes.add_argument("--zoom", type=float, default=0.15, help="its largest relative scale change over a scene "
+                        "(default: %(default)s)")
     scenes.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     scenes.add_argument("--quiet", action="store_true", help="no progress bar")
     scenes.set_defaults(func=_data_scenes)
@@ -352,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", required=True, help="the run folder to write")
     imp.add_argument("--encoder", help="the frozen ViT: a hub id or local folder (default: dinov3-s/b/l by --size)")
     imp.add_argument("--classes", help="ssv2: a file of class names, one per line, in the model's output order")
+    imp.add_argument("--box-format", choices=("cxcywh", "xyxy"), default="cxcywh", help="waymo: the boxes the "
+                     "readout was trained on: centre and size, as the reference's modules say (default), or corners, "
+                     "as its inference script passes them")
     imp.add_argument("--core-heads", type=_positive, help="the core's attention heads (default: the release's)")
     imp.add_argument("--readout-heads", type=_positive, help="the readout's attention heads (default: the release's)")
     imp.set_defaults(func=_import_reference)

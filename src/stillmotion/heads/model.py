@@ -42,7 +42,8 @@ class VideoModel(nn.Module):
                  core_kw: dict | None = None, head: str = "attentive", mode: str = "stream",
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
                  resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024,
-                 probe_width: int | None = None, decoder_layers: int = 1, layers: int = 1, extra: int = 0):
+                 probe_width: int | None = None, decoder_layers: int = 1, layers: int = 1, extra: int = 0,
+                 box_format: str = "cxcywh"):
         super().__init__()
         self.kind, self.mode, self.layers, self.extra = kind, mode, layers, extra
         self.mix = LayerMix(dim, layers, extra) if layers > 1 else None
@@ -53,7 +54,7 @@ class VideoModel(nn.Module):
         self.patches_only = readout.patches_only
         self.head = readout.build(ReadoutSpec(
             self.core.out_dim, dim, num_outputs, tuple(grid), heads, queries, max_frames, resolution, hidden,
-            probe_width, decoder_layers))
+            probe_width, decoder_layers, box_format))
 
     def mixed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, K * L, D) tokens of K layers -> (B, T, L, D): the encoder mix (K > 1), else x."""

@@ -36,6 +36,7 @@ class ReadoutSpec:
     hidden: int = 1024  # MLP hidden width (mlp probe, pose, box and point readouts)
     probe_width: int | None = None  # attentive probe's query/key/value width (None: D')
     layers: int = 1  # decoder layers of the reference box and point readouts
+    box_format: str = "cxcywh"  # what the reference box readout reads and writes: cxcywh | xyxy
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ READOUTS: dict[tuple[str, str], Readout] = {
     ("classes", "reference"): Readout(_probe),
     ("tokens", "ours"): Readout(_masked_tokens),
     ("boxes", "ours"): Readout(lambda s: BoxHead(s.width, s.grid), patches_only=True),
-    ("boxes", "reference"): Readout(lambda s: ReferenceBoxes(s.width, s.heads, s.layers, s.hidden)),
+    ("boxes", "reference"): Readout(lambda s: ReferenceBoxes(s.width, s.heads, s.layers, s.hidden,
+                                                                           corners=s.box_format == "xyxy")),
     ("points", "ours"): Readout(lambda s: PointHead(s.width, s.grid), patches_only=True),
     ("points", "reference"): Readout(lambda s: ReferencePoints(s.width, s.heads, s.layers, s.hidden)),
     ("depth", "ours"): Readout(lambda s: DepthHead(s.width, s.grid, s.resolution), patches_only=True),

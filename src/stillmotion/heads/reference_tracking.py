@@ -1,8 +1,10 @@
 """Paper 000's box and point readouts (heads/query_decoder.py) behind the tracking interface the
 tasks and the streaming loop use (`start`, `step`, `track`), in the tasks' conventions.
 
-- Boxes: the tasks use (x0, y0, x1, y1); the readout reads and writes (cx, cy, w, h). The box
-  predicted at frame t (detached) is the query at frame t + 1, as in the reference.
+- Boxes: the tasks use (x0, y0, x1, y1); the readout reads and writes (cx, cy, w, h), as the
+  reference's modules say (`corners=True` feeds it corners instead: the reference's Waymo
+  inference script passes and draws corner boxes). The box predicted at frame t (detached) is
+  the query at frame t + 1, as in the reference.
 - Points: the query is the points' first-frame position on every frame (the reference does not
   feed predictions back); outputs (B, T, P, 4) are x, y, a visibility logit and the reference's
   uncertainty logit, frame 0 returning the query itself, visible and certain. The tasks read the
@@ -22,13 +24,23 @@ from stillmotion.heads.tracking import to_cxcywh, to_xyxy
 class ReferenceBoxes(BoxDecoderReadout):
     """`track(y (B, T, N, D), first (B, 4)) -> (B, T, 4)`, boxes (x0, y0, x1, y1) in [0, 1]."""
 
+    def __init__(self, dim: int, heads: int = 4, layers: int = 1, hidden: int = 512, corners: bool = False):
+        super().__init__(dim, heads, layers, hidden)
+        self.corners = corners
+
+    def _read(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        """One frame in the tasks' corners, through the readout's own box format."""
+        if self.corners:
+            return self(tokens, box)
+        return to_xyxy(self(tokens, to_cxcywh(box)))
+
     def start(self, tokens: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         """The state before frame 0: the given box (B, 4)."""
         return box
 
     def step(self, tokens: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame's tokens (B, N, D), the last box -> (this frame's box (B, 4), the next state)."""
-        box = to_xyxy(self(tokens, to_cxcywh(state.detach())))
+        box = self._read(tokens, state.detach())
         return box, box
 
     def track(self, y: torch.Tensor, first: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:

@@ -45,10 +45,10 @@ MIX_HEADS = 16  # MMix / GMMix spatial attention heads, every size
 #: reference's inference scripts run the released models
 TASKS = {
     "ssv2": ("classification", 16, 6.0, 224, 12),
-    "waymo": ("box_tracking", 16, 10.0, 256, 4),
-    "pt": ("point_tracking", 16, 6.0, 224, 8),
-    "scannet": ("depth", 16, 6.0, 224, 16),
-    "nuscenes": ("camera_pose", 16, 6.0, 224, 16),
+    "waymo": ("box_tracking", 16, 5.0, 256, 4),
+    "pt": ("point_tracking", 16, 12.0, 224, 8),
+    "scannet": ("depth", 16, 12.0, 224, 16),
+    "nuscenes": ("camera_pose", 16, 12.0, 224, 16),  # the pose head has no attention: heads unused
 }
 IGNORED = ("loss_fn.",)  # training-only entries of the released checkpoints (loss balancing weights)
 
@@ -137,7 +137,7 @@ def _readout(task: str, state: dict, heads: int) -> tuple[dict, dict, int]:
 
 def release_config(arch: str, task: str, size: str, state: dict, encoder: str | None = None,
                    core_heads: int | None = None, readout_heads: int | None = None,
-                   classes: list[str] | None = None) -> tuple[Config, dict]:
+                   classes: list[str] | None = None, box_format: str = "cxcywh") -> tuple[Config, dict]:
     """(the run's config, the reference core's keywords) for a released checkpoint's weights."""
     if arch not in ARCHS:
         raise ReferenceImportError(f"--arch {arch!r}: choose one of {', '.join(ARCHS)} (the RVM readouts need the "
@@ -154,7 +154,7 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
         data=DataConfig(train="", encoder=encoder or SIZES[size], size=image, tokens="all", layers=4, fps=fps,
                         frames=frames, clips_per_video=1, dtype="float16"),
         temporal=TemporalConfig(name=name, size="small", kw=kw),
-        head=HeadConfig(name="reference", **head),
+        head=HeadConfig(name="reference", box_format=box_format, **head),
         task=TaskConfig(name=ours, classes=classes or ([f"class_{i}" for i in range(outputs)] if outputs else None),
                         **task_kw),
         train=TrainConfig(steps=1, batch_size=1))  # never trained here: its weights are the release's
@@ -181,14 +181,15 @@ def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> d
 
 def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str | Path, encoder: str | None = None,
                      core_heads: int | None = None, readout_heads: int | None = None,
-                     classes: list[str] | None = None) -> Path:
-    """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder."""
+                     classes: list[str] | None = None, box_format: str = "cxcywh") -> Path:
+    """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder.
+    `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`)."""
     from stillmotion.tasks import TASKS as OUR_TASKS
     from stillmotion.train.trainer import model_for
 
     state = read_state(ckpt)
     try:
-        cfg, _ = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes)
+        cfg, _ = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes, box_format)
     except KeyError as exc:
         raise ReferenceImportError(f"{ckpt}: not a {arch} {task} checkpoint: no {exc.args[0]}") from None
     dim = int(state["sequential_core.output_norm.weight"].shape[0])

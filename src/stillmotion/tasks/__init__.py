@@ -9,6 +9,7 @@ from stillmotion.tasks.classification import Classification
 from stillmotion.tasks.depth import Depth
 from stillmotion.tasks.masked import MaskedTokens
 from stillmotion.tasks.points import PointTracking
+from stillmotion.tasks.pose import CameraPose
 from stillmotion.tasks.prp import PlaybackRate
 
 TASKS = {
@@ -19,6 +20,7 @@ TASKS = {
     "box_tracking": BoxTracking,
     "point_tracking": PointTracking,
     "depth": Depth,
+    "camera_pose": CameraPose,
 }
 
 #: tasks that need no labels: any folder of videos will do

@@ -68,3 +68,55 @@ def depth_errors(pred: torch.Tensor, true: torch.Tensor, valid: torch.Tensor | N
     p, t = pred[valid].clamp(min=1e-6), true[valid]
     return {"abs_rel": ((p - t).abs() / t).mean().item(),
             "delta1": (torch.maximum(p / t, t / p) < 1.25).float().mean().item()}
+
+
+# ---- camera pose -----------------------------------------------------------------------------------
+# A relative pose is 9 numbers: the translation (dx, dy, dz) in metres, then the rotation's 6-D
+# form, its first two columns R[:, 0] and R[:, 1] (Zhou et al. 2019).
+
+#: the 6-D form of the identity rotation
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def rotation_from_6d(r: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> rotation matrices (..., 3, 3) by Gram-Schmidt: a = r[:3] normalized, b = r[3:]
+    less its part along a, normalized, c = a x b; the columns are a, b, c."""
+    a = torch.nn.functional.normalize(r[..., :3], dim=-1)
+    b = r[..., 3:] - (a * r[..., 3:]).sum(-1, keepdim=True) * a
+    b = torch.nn.functional.normalize(b, dim=-1)
+    return torch.stack([a, b, torch.linalg.cross(a, b, dim=-1)], -1)
+
+
+def rigid_inverse(poses: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid transforms (..., 4, 4): [R t; 0 1] -> [R^T -R^T t; 0 1]."""
+    out = poses.clone()
+    rt = poses[..., :3, :3].transpose(-1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -(rt @ poses[..., :3, 3:])[..., 0]
+    return out
+
+
+def relative_poses(poses: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world poses (T, 4, 4) -> each frame's motion since the one before (T - 1, 4, 4):
+    inv(P_{t-1}) @ P_t, frame t's camera in frame t-1's camera coordinates."""
+    return rigid_inverse(poses[:-1]) @ poses[1:]
+
+
+def pose_targets(poses: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world poses (T, 4, 4) -> per-frame targets (T, 9): row 0 NaN (no frame before it),
+    row t the relative pose from frame t-1: its translation, then R[:, 0], R[:, 1]. A NaN pose
+    gives NaN rows for its frame and the next."""
+    rel = relative_poses(poses)
+    rows = torch.cat([rel[:, :3, 3], rel[:, :3, 0], rel[:, :3, 1]], -1)
+    return torch.cat([rows.new_full((1, 9), float("nan")), rows])[:len(poses)]
+
+
+def pose_errors(pred: torch.Tensor, true: torch.Tensor) -> dict:
+    """Relative pose error of matching rows (M, 9) -> {"translation_mm": (M,), "rotation_deg": (M,)}:
+    the Euclidean distance of the translations in millimetres (given in metres), and the geodesic
+    angle between the rotations (of their 6-D forms) in degrees. Computed in float64."""
+    pred, true = pred.double(), true.double()
+    translation = (pred[..., :3] - true[..., :3]).norm(dim=-1) * 1000
+    diff = rotation_from_6d(pred[..., 3:]).transpose(-1, -2) @ rotation_from_6d(true[..., 3:])
+    cos = ((diff.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    return {"translation_mm": translation, "rotation_deg": torch.rad2deg(torch.acos(cos))}

@@ -70,11 +70,13 @@ class HeadConfig:
     hidden: int = 1024  # hidden width: the mlp head's, and the pose, box and point readouts' (paper 000: 512)
     width: Optional[int] = None  # attentive / reference probe width (paper 000's classification: 3/4 of D)
     layers: int = 1  # decoder layers of the reference box and point readouts
+    box_format: str = "cxcywh"  # the reference box readout's own boxes: cxcywh (its modules) | xyxy
 
 
 @dataclass
 class TaskConfig:
-    name: str = "classification"  # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth | camera_pose
+    # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth | camera_pose
+    name: str = "classification"
     rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
     jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
     label_smoothing: float = 0.0
@@ -129,6 +131,7 @@ class Config:
 _CHOICES = {
     "head.name": ("attentive", "linear", "mlp", "reference"),
     "head.mode": ("stream", "clip"),
+    "head.box_format": ("cxcywh", "xyxy"),
     "data.dtype": ("float16", "float32", "int8"),
     "data.tokens": ("patches", "all"),
     "temporal.input": ("tokens", "diff", "both"),

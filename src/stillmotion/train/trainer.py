@@ -407,7 +407,8 @@ def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, i
                       head=cfg.head.name, mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                       max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,
                       inputs=cfg.temporal.input, norm=cfg.temporal.norm, hidden=cfg.head.hidden,
-                      probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra)
+                      probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra,
+                      box_format=cfg.head.box_format)
 
 
 def load_core(model: VideoModel, source: str | Path) -> None:
