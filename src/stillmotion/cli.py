@@ -273,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenes = data_sub.add_parser(
         "scenes", help="write synthetic tracking scenes: videos with boxes, point tracks, depth and camera poses",
-        description="Render scenes of two moving objects over a texture as H.264 videos, each with an annotation "
-        "file (boxes, point tracks with visibility, depth maps) and a manifest with train/val splits: data for "
-        "the box_tracking, point_tracking and depth tasks. A rerun keeps the scenes already written.")
+        description="Render scenes of two moving objects over a texture, filmed by a moving camera, as H.264 videos, "
+        "each with an annotation file (boxes, point tracks with visibility, depth maps, camera poses) and a manifest "
+        "with train/val splits: data for the box_tracking, point_tracking, depth and camera_pose tasks. A rerun "
+        "keeps the scenes already written.")
     scenes.add_argument("out", help="folder to write (OUT/manifest.jsonl, OUT/train/, OUT/val/)")
     scenes.add_argument("--train", type=_positive, default=48, help="training scenes (default: %(default)s)")
     scenes.add_argument("--val", type=_positive, default=16, help="validation scenes (default: %(default)s)")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from stillmotion.reference.cores import core_settings, load_strict, to_ours
+from stillmotion.reference.cores import core_name, core_settings, load_strict, to_ours
 from stillmotion.reference.readouts import attentive_state, part
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, DataConfig, HeadConfig, TaskConfig, TemporalConfig, TrainConfig, check
@@ -165,8 +165,7 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
 def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
     """The released weights under our model's parameter names."""
     out = {f"mix.{k}": v for k, v in part(state, "encoder.").items()}
-    out.update({f"core.{k}": v for k, v in to_ours(core_settings(arch, {"d_model": 1})[0],
-                                                    part(state, "sequential_core.")).items()})
+    out.update({f"core.{k}": v for k, v in to_ours(core_name(arch), part(state, "sequential_core.")).items()})
     if task == "ssv2":
         head = attentive_state(part(state, "readout."), model.head)
     elif task == "scannet":
@@ -195,7 +194,7 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     dim = int(state["sequential_core.output_norm.weight"].shape[0])
     kind = OUR_TASKS[cfg.task.name].kind
     outputs = len(cfg.task.classes or [])
-    model = model_for(cfg, kind, outputs, dim, (1, 1), layers=4, extra=5)
+    model = model_for(cfg, kind, outputs, dim, (1, 1), layers=4, extra=5)  # DINOv3: CLS + 4 registers
     try:
         load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")
     except ValueError as exc:
@@ -204,7 +203,8 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     if checkpoint.latest(out) is not None:
         raise ReferenceImportError(f"{out}: already holds a run; choose another --out")
     folder = checkpoint.save_weights(out, 0, model, cfg)
-    digest = hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
+    with open(ckpt, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     (out / "imported.json").write_text(json.dumps({"source": str(ckpt), "sha256": digest, "arch": arch, "task": task,
                                                   "size": size, "encoder": cfg.data.encoder}, indent=2))
     return folder
