@@ -102,17 +102,30 @@ class VideoModel(nn.Module):
         each frame: (B, T, C) for "classes" (stream mode), (B, T, 4) boxes or (B, T, P, 3) points
         (4 with the reference readout) from `query`, (B, T, R, R) depth, (B, T, 9) pose. Only the
         core's state and the readout's (the last prediction, the target's look) are carried from
-        frame to frame."""
-        b, t = x.shape[:2]
-        state = self.core.init_state(b, x.shape[2] // self.layers, x.device)
-        out, tracked = [], None
-        for i in range(t):
-            y, state = self.core.step(self.mixed(x[:, i:i + 1])[:, 0], state)
-            y = self.readable(y)
-            if self.kind in ("boxes", "points"):
-                tracked = self.head.start(y, query) if tracked is None else tracked
-                prediction, tracked = self.head.step(y, tracked)
-                out.append(prediction)
-            else:
-                out.append(self.head(y))
+        frame to frame (see `start_stream`, `stream_step`)."""
+        state = self.start_stream(x.shape[0], x.shape[2], x.device, query)
+        out = []
+        for i in range(x.shape[1]):
+            prediction, state = self.stream_step(x[:, i], state)
+            out.append(prediction)
         return torch.stack(out, 1)
+
+    def start_stream(self, batch: int, tokens: int, device: torch.device, query: torch.Tensor | None = None) -> dict:
+        """The state before a stream's first frame of `tokens` tokens (all K layers): the core's,
+        and the query the tracking readouts start from (boxes (B, 4), points (B, P, 2))."""
+        if self.kind in ("boxes", "points") and query is None:
+            raise ValueError(f"a {self.kind} stream starts from a query: the first frame's {self.kind}")
+        return {"core": self.core.init_state(batch, tokens // self.layers, device), "query": query, "readout": None}
+
+    @torch.no_grad()
+    def stream_step(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """One frame's tokens (B, N, D) -> (its prediction, the next state)."""
+        y, core = self.core.step(self.mixed(x[:, None])[:, 0], state["core"])
+        y = self.readable(y)
+        readout = state["readout"]
+        if self.kind in ("boxes", "points"):
+            readout = self.head.start(y, state["query"].to(y.dtype)) if readout is None else readout
+            prediction, readout = self.head.step(y, readout)
+        else:
+            prediction = self.head(y)
+        return prediction, {"core": core, "query": state["query"], "readout": readout}

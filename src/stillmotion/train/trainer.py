@@ -127,6 +127,8 @@ class Trainer:
         classes = (cfg.task.classes or class_names(train)) if cfg.task.name == "classification" else None
         if cfg.task.name == "classification" and not classes:
             raise ConfigError(f"data.train: {cfg.data.train} has no labels; classification needs a labelled manifest")
+        if classes and cfg.task.classes is None:  # saved with the run, so its outputs keep their names
+            self.cfg = cfg = replace(cfg, task=replace(cfg.task, classes=list(classes)))
         self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
         self.samples = {s.id: s for s in train + val + test}
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
