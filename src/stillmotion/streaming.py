@@ -54,7 +54,7 @@ class LoadedModel:
         return pool_tokens(tokens, self.encoder.grid, d.pool_space, d.pool_channels).to(self.device)
 
 
-def _outputs(cfg: Config) -> tuple[str, list[str], int]:
+def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
     """(the task's output kind, class names, outputs) from a run's config alone."""
     from stillmotion.tasks import TASKS
 
@@ -77,7 +77,7 @@ def load_model(run: str | Path, device: str | torch.device | None = None) -> Loa
     d = cfg.data
     encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
     grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
-    kind, classes, outputs = _outputs(cfg)
+    kind, classes, outputs = task_outputs(cfg)
     from stillmotion.train.trainer import model_for
 
     model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra)

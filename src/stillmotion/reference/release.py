@@ -183,18 +183,17 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
                      classes: list[str] | None = None, box_format: str = "cxcywh") -> Path:
     """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder.
     `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`)."""
-    from stillmotion.tasks import TASKS as OUR_TASKS
+    from stillmotion.streaming import task_outputs
     from stillmotion.train.trainer import model_for
 
     state = read_state(ckpt)
     try:
-        cfg, _ = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes, box_format)
+        cfg, ref_core = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes,
+                                       box_format)
     except KeyError as exc:
         raise ReferenceImportError(f"{ckpt}: not a {arch} {task} checkpoint: no {exc.args[0]}") from None
-    dim = int(state["sequential_core.output_norm.weight"].shape[0])
-    kind = OUR_TASKS[cfg.task.name].kind
-    outputs = len(cfg.task.classes or [])
-    model = model_for(cfg, kind, outputs, dim, (1, 1), layers=4, extra=5)  # DINOv3: CLS + 4 registers
+    kind, _, outputs = task_outputs(cfg)
+    model = model_for(cfg, kind, outputs, ref_core["d_model"], (1, 1), layers=4, extra=5)  # DINOv3: CLS + 4 registers
     try:
         load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")
     except ValueError as exc:
