@@ -20,7 +20,7 @@ def test_tiny_demo_writes_every_report_file(tmp_path, capsys):
     assert report["train_seconds"] > 0
     assert report["clips"] == {"train": 12, "val": 4, "test": 4}
     assert len(report["curves"]["temporal"]["val_accuracy"]) == 1
-    from stillmotion.heads.model import VideoModel
+    from stillmotion.model.video import VideoModel
 
     def count(model):
         return sum(p.numel() for p in model.parameters())

@@ -18,7 +18,7 @@ from stillmotion.reference.cores import CLASSES
 from stillmotion.reference.release import ReferenceImportError, import_reference, read_state
 from stillmotion.tasks import TASKS as OUR_TASKS
 from stillmotion.train import checkpoint
-from stillmotion.train.trainer import model_for
+from stillmotion.model import model_for
 from stillmotion.video.write import write_video
 from test_reference import encoder_inputs, fixture
 

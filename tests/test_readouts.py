@@ -8,7 +8,7 @@ import torch
 import transformers as T
 
 from stillmotion.data.scenes import SceneConfig, generate_scenes
-from stillmotion.heads.model import VideoModel
+from stillmotion.model.video import VideoModel
 from stillmotion.heads.readouts import READOUTS, readout_for
 from stillmotion.heads.tracking import to_cxcywh, to_xyxy
 from stillmotion.train.config import ConfigError, load_config

@@ -9,10 +9,11 @@ import torch
 
 from stillmotion.cache.pool import pooled_shape
 from stillmotion.encoders import load
-from stillmotion.streaming import Streamer, load_model
+from stillmotion.model import load_model
+from stillmotion.stream import Streamer
 from stillmotion.train import checkpoint
 from stillmotion.train.config import load_config
-from stillmotion.train.trainer import model_for
+from stillmotion.model import model_for
 
 REPO = Path(__file__).resolve().parents[1]
 #: task config, overrides, output kind

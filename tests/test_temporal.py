@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stillmotion.heads.model import VideoModel, last_real
+from stillmotion.model.video import VideoModel, last_real
 from stillmotion.temporal import REGISTRY, SIZES, build
 
 

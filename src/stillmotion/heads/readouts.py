@@ -1,6 +1,6 @@
 """Readouts by task kind and name: `build_readout(kind, name, spec) -> nn.Module`.
 
-A task's kind says what the model outputs (see `heads.model.VideoModel`); `head.name` picks the
+A task's kind says what the model outputs (see `model.VideoModel`); `head.name` picks the
 readout. For "classes": `attentive`, `linear`, `mlp` or `reference` (paper 000's, the attentive
 probe read per frame at `head.width`). For the other kinds, `reference` picks paper 000's
 readout and any other name the task's own. A new readout is one module plus one line here.

@@ -183,8 +183,8 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
                      classes: list[str] | None = None, box_format: str = "cxcywh") -> Path:
     """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder.
     `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`)."""
-    from stillmotion.streaming import task_outputs
-    from stillmotion.train.trainer import model_for
+    from stillmotion.model import task_outputs
+    from stillmotion.model import model_for
 
     state = read_state(ckpt)
     try:

@@ -32,7 +32,7 @@ class Clip:
 
 
 class Task:
-    """Subclasses set `name`, `kind` (what the model outputs, see `heads.model.VideoModel`:
+    """Subclasses set `name`, `kind` (what the model outputs, see `model.VideoModel`:
     "classes", "tokens", "boxes", "points" or "depth") and `classes` (names of the outputs for
     "classes")."""
 

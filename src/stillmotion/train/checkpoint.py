@@ -101,9 +101,12 @@ def latest(run_dir: Path) -> Path | None:
     return path if (path / WEIGHTS).is_file() else None
 
 
-def resolve(path: str | Path) -> Path:
-    """A run folder or a checkpoint folder -> the checkpoint folder; errors say what was found."""
+def resolve(path: str | Path, step: int | str | None = None) -> Path:
+    """A run folder or a checkpoint folder -> the checkpoint folder; errors say what was found.
+    `step` picks one of a run's checkpoints: a step number, "best", or None for the latest."""
     path = Path(path)
+    if step is not None:
+        return _pick(path, step)
     if (path / WEIGHTS).is_file():
         return path
     found = latest(path)
@@ -111,6 +114,23 @@ def resolve(path: str | Path) -> Path:
         raise FileNotFoundError(f"{path}: neither a checkpoint (no {WEIGHTS}) nor a run folder with checkpoints/latest; "
                                 "give the --out folder of a `stillmotion train` run")
     return found
+
+
+def steps(run_dir: str | Path) -> list[int]:
+    """The steps a run holds complete checkpoints of, in order."""
+    root = Path(run_dir) / "checkpoints"
+    found = [p for p in root.glob("step_*") if (p / WEIGHTS).is_file()] if root.is_dir() else []
+    return sorted(int(p.name[len("step_"):]) for p in found)
+
+
+def _pick(run_dir: Path, step: int | str) -> Path:
+    name = "best" if str(step) == "best" else f"step_{int(step):08d}"
+    folder = run_dir / "checkpoints" / name
+    if not (folder / WEIGHTS).is_file():
+        held = ", ".join(str(s) for s in steps(run_dir)) or "none"
+        raise FileNotFoundError(f"{run_dir}: no checkpoint {name} (steps held: {held}"
+                                f"{', best' if best(run_dir) else ''}); give the run folder and one of those")
+    return folder
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -34,7 +34,7 @@ from stillmotion.data.manifest import Sample, class_names
 from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.data.sources import load_samples
 from stillmotion.encoders import encoder_options, load as load_encoder
-from stillmotion.heads.model import VideoModel
+from stillmotion.model import VideoModel, model_for
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
@@ -399,18 +399,6 @@ class Trainer:
         if self.left_out:
             print(f"left out {len(self.left_out)} video(s) too short or unlabelled for {self.cfg.task.name} clips of "
                   f"{self.cfg.data.frames} frames: {', '.join(sorted(self.left_out)[:5])}", file=sys.stderr)
-
-
-def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, int], layers: int = 1,
-              extra: int = 0) -> VideoModel:
-    """The model a run's config describes, for tokens of width `dim` on a `grid` of patches
-    (`layers` blocks per frame, `extra` leading tokens each) and a task of `kind` with `outputs`."""
-    return VideoModel(dim, kind, outputs, core=cfg.temporal.name, size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw),
-                      head=cfg.head.name, mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
-                      max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,
-                      inputs=cfg.temporal.input, norm=cfg.temporal.norm, hidden=cfg.head.hidden,
-                      probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra,
-                      box_format=cfg.head.box_format)
 
 
 def load_core(model: VideoModel, source: str | Path) -> None:

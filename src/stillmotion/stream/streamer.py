@@ -19,70 +19,11 @@ Coordinates (boxes, points) are fractions of the encoder's square view (the cent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from stillmotion.cache.pool import pool_tokens, pooled_shape
-from stillmotion.encoders import FrozenEncoder, encoder_options, load as load_encoder
-from stillmotion.heads.model import VideoModel
-from stillmotion.train import checkpoint
-from stillmotion.train.config import Config
-
-
-@dataclass
-class LoadedModel:
-    """A run's frozen encoder and trained model, on one device, with what they were trained for."""
-
-    encoder: FrozenEncoder
-    model: VideoModel
-    cfg: Config
-    kind: str  # what the model outputs: classes, boxes, points, depth, pose
-    classes: list[str]  # output names of a "classes" model (empty otherwise)
-    checkpoint: Path
-
-    @property
-    def device(self) -> torch.device:
-        return self.encoder.device
-
-    def tokens(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 frames (T, H, W, 3) -> the model's input tokens (T, N, D) on the device, as the
-        cache stores them (pooled as the run pools)."""
-        d = self.cfg.data
-        tokens = self.encoder.encode_frames(frames)
-        return pool_tokens(tokens, self.encoder.grid, d.pool_space, d.pool_channels).to(self.device)
-
-
-def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
-    """(the task's output kind, class names, outputs) from a run's config alone."""
-    from stillmotion.tasks import TASKS
-
-    task = TASKS[cfg.task.name]
-    if cfg.task.name == "classification":
-        if not cfg.task.classes:
-            raise ValueError("the run's config names no classes (runs trained before classes were saved with them "
-                             "cannot be loaded alone; retrain, or set task.classes in its config.yaml)")
-        return task.kind, list(cfg.task.classes), len(cfg.task.classes)
-    instance = task(cfg.task, cfg.data.frames, None, samples=[])
-    return task.kind, list(getattr(instance, "classes", []) or []), instance.num_outputs if task.kind == "classes" else 0
-
-
-def load_model(run: str | Path, device: str | torch.device | None = None) -> LoadedModel:
-    """The model of a run folder (its latest checkpoint) or of a checkpoint folder, in eval mode
-    on `device` (default: CUDA when present)."""
-    found = checkpoint.resolve(run)
-    cfg = checkpoint.load_config(found)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    d = cfg.data
-    encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
-    grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
-    kind, classes, outputs = task_outputs(cfg)
-    from stillmotion.train.trainer import model_for
-
-    model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra)
-    model.load_state_dict(checkpoint.load_weights(found))
-    return LoadedModel(encoder, model.to(device).eval(), cfg, kind, classes, found)
+from stillmotion.model import LoadedModel
 
 
 @dataclass

@@ -120,12 +120,23 @@ class VideoModel(nn.Module):
     @torch.no_grad()
     def stream_step(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
         """One frame's tokens (B, N, D) -> (its prediction, the next state)."""
+        y, state = self.core_step(x, state)
+        return self.readout_step(y, state)
+
+    @torch.no_grad()
+    def core_step(self, x: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The first half of `stream_step`: one frame's tokens (B, N, D) -> the tokens the readout
+        reads (B, N', D') and the state with the core's advanced."""
         y, core = self.core.step(self.mixed(x[:, None])[:, 0], state["core"])
-        y = self.readable(y)
+        return self.readable(y), {**state, "core": core}
+
+    @torch.no_grad()
+    def readout_step(self, y: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The second half: the core's tokens (B, N', D') -> (the prediction, the next state)."""
         readout = state["readout"]
         if self.kind in ("boxes", "points"):
             readout = self.head.start(y, state["query"].to(y.dtype)) if readout is None else readout
             prediction, readout = self.head.step(y, readout)
         else:
             prediction = self.head(y)
-        return prediction, {"core": core, "query": state["query"], "readout": readout}
+        return prediction, {**state, "readout": readout}
