@@ -12,7 +12,7 @@ from stillmotion.cache.views import ViewParams
 from stillmotion.data.annotations import save_annotations
 from stillmotion.data.manifest import Sample
 from stillmotion.data.scenes import FOCAL, Z0, SceneConfig, generate_scenes, render_scene
-from stillmotion.heads.model import VideoModel
+from stillmotion.model.video import VideoModel
 from stillmotion.tasks import TASKS, Clip, Video
 from stillmotion.tasks.metrics import pose_errors, pose_targets, relative_poses, rotation_from_6d
 from stillmotion.tasks.pose import mirror_poses

@@ -10,7 +10,7 @@ import torch
 from stillmotion.data.annotations import save_annotations
 from stillmotion.data.manifest import Sample, read_manifest, write_manifest
 from stillmotion.data.scenes import SceneConfig, generate_scenes
-from stillmotion.heads.model import VideoModel
+from stillmotion.model.video import VideoModel
 from stillmotion.heads.tracking import BoxHead, PointHead, sample
 from stillmotion.tasks import TASKS, Clip, Video
 from stillmotion.train.config import TaskConfig, load_config

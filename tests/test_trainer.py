@@ -159,7 +159,7 @@ def test_masked_tokens_and_online_tokens(real_clips, cache, tmp_path):
 
     got = next(iter(DataLoader(online.dataset(clips, "k", train=False), batch_size=3, collate_fn=collate)))
     want = next(iter(DataLoader(cached.dataset(clips, "k", train=False), batch_size=3, collate_fn=collate)))
-    tokens = online.tokens(got)
+    tokens = online.source.tokens(got, online.device)
     assert tokens.shape == want["tokens"].shape
     assert torch.allclose(tokens, want["tokens"], atol=0.05 + 2e-3 * want["tokens"].abs().max())  # fp16 cache
     assert online.train_step(next(iter(online.loader(0)))) > 0

@@ -71,38 +71,6 @@ def load_model(run: str | Path, device: str | torch.device | None = None,
     encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
     grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
     kind, classes, outputs = task_outputs(cfg)
-    from stillmotion.train.trainer import model_for
-
-    model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra)
-    model.load_state_dict(checkpoint.load_weights(found))
-    return LoadedModel(encoder, model.to(device).eval(), cfg, kind, classes, found)
-
-
-def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
-    """(the task's output kind, class names, outputs) from a run's config alone."""
-    from stillmotion.tasks import TASKS
-
-    task = TASKS[cfg.task.name]
-    if cfg.task.name == "classification":
-        if not cfg.task.classes:
-            raise ValueError("the run's config names no classes (runs trained before classes were saved with them "
-                             "cannot be loaded alone; retrain, or set task.classes in its config.yaml)")
-        return task.kind, list(cfg.task.classes), len(cfg.task.classes)
-    instance = task(cfg.task, cfg.data.frames, None, samples=[])
-    return task.kind, list(getattr(instance, "classes", []) or []), instance.num_outputs if task.kind == "classes" else 0
-
-
-def load_model(run: str | Path, device: str | torch.device | None = None,
-               step: int | str | None = None) -> LoadedModel:
-    """The model of a run folder (its latest checkpoint, or `step`: a step number or "best") or of
-    a checkpoint folder, in eval mode on `device` (default: CUDA when present)."""
-    found = checkpoint.resolve(run, step)
-    cfg = checkpoint.load_config(found)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    d = cfg.data
-    encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
-    grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
-    kind, classes, outputs = task_outputs(cfg)
     model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra)
     model.load_state_dict(checkpoint.load_weights(found))
     return LoadedModel(encoder, model.to(device).eval(), cfg, kind, classes, found)

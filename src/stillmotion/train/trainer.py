@@ -27,19 +27,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stillmotion import dist
-from stillmotion.cache.extract import ExtractConfig, ExtractReport, cache_meta, extract
-from stillmotion.cache.pool import pool_tokens, pooled_shape
-from stillmotion.cache.store import TokenStore
 from stillmotion.data.manifest import Sample, class_names
 from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.data.sources import load_samples
 from stillmotion.encoders import encoder_options, load as load_encoder
 from stillmotion.model import VideoModel, model_for
-from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task, Video
+from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
 from stillmotion.seeding import seeded
-from stillmotion.train.data import PixelClips, TokenClips, collate, video_rows
+from stillmotion.train.data import collate
+from stillmotion.train.source import ClipSource
 from stillmotion.train.logs import RunLog, plot_curves
 
 #: settings a resumed run may change (how long, how often, where)
@@ -130,30 +128,18 @@ class Trainer:
         if classes and cfg.task.classes is None:  # saved with the run, so its outputs keep their names
             self.cfg = cfg = replace(cfg, task=replace(cfg.task, classes=list(classes)))
         self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
-        self.samples = {s.id: s for s in train + val + test}
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
                                     **encoder_options(cfg.data.size, cfg.data.tokens, cfg.data.layers))
-        self.failed: list[tuple[str, str]] = []
-        self.extraction: ExtractReport | None = None  # what this run added to the cache, if anything
-        if cfg.data.online:
-            self.store = None
-            self.rows = {}
-            for sample in self.samples.values():
-                try:
-                    self.rows[sample.id] = video_rows(sample, cfg.data.fps)
-                except Exception as exc:  # noqa: BLE001 - a bad file is skipped and reported
-                    self.failed.append((sample.path, f"{type(exc).__name__}: {exc}"))
-            sources = self.rows
-            self.grid, self.dim = pooled_shape(self.encoder.grid, self.encoder.dim, cfg.data.pool_space,
-                                               cfg.data.pool_channels)
-        else:
-            self.store = self._extract()
-            sources = {i: self.store.frame_indices(i) for i in self.samples if i in self.store}
-            self.grid, self.dim = self.store.grid, self.store.dim
+        self.source = ClipSource(cfg, self.encoder, train + val + test,
+                                 Path(cfg.data.cache) if cfg.data.cache else self.run_dir / "cache", self.here,
+                                 self.progress)
+        self.samples, self.store, self.grid, self.dim = (self.source.samples, self.source.store, self.source.grid,
+                                                         self.source.dim)
         self.extra, self.layers = self.encoder.extra, self.encoder.num_layers
-        self.train_videos = self._videos(train, sources)
-        self.val_videos = self._videos(val, sources)
-        self.test_videos = self._videos(test, sources)
+        self.train_videos = self.source.videos(self.task, train)
+        self.val_videos = self.source.videos(self.task, val)
+        self.test_videos = self.source.videos(self.task, test)
+        self.failed, self.left_out, self.extraction = self.source.failed, self.source.left_out, self.source.extraction
         if not self.train_videos:
             raise ConfigError(f"data.train: none of the {len(train)} videos can make a {cfg.task.name} clip of "
                               f"{cfg.data.frames} frames (too short, unlabelled or unreadable)")
@@ -177,33 +163,6 @@ class Trainer:
         order = seeded(self.cfg.train.seed, "fit").permutation(len(self.train_videos))[:count]
         return [c for i in sorted(order) for c in self.task.eval_clips(self.train_videos[i])]
 
-    def _videos(self, samples: list[Sample], sources: dict[str, np.ndarray]) -> list[Video]:
-        videos = [Video(s.id, len(sources[s.id]), s.label, tuple(sources[s.id].tolist())) for s in samples
-                  if s.id in sources]
-        usable = [v for v in videos if self.task.usable(v)]
-        ids, kept = {v.id for v in videos}, {v.id for v in usable}
-        self.left_out = getattr(self, "left_out", set()) | (ids - kept - set(self.task.problems))
-        self.failed += [(self.samples[i].path, why) for i, why in self.task.problems.items() if i in ids]
-        return usable
-
-    def _extract(self) -> TokenStore:
-        cfg = self.cfg
-        # views are drawn with `extract`'s default seed, so runs with any train.seed share one cache
-        ecfg = ExtractConfig(fps=cfg.data.fps, views=cfg.data.views, pool_space=cfg.data.pool_space,
-                             pool_channels=cfg.data.pool_channels, dtype=cfg.data.dtype)
-        path = Path(cfg.data.cache) if cfg.data.cache else self.run_dir / "cache"
-        store = TokenStore(path, cache_meta(self.encoder, ecfg))
-        if self.here.is_main:
-            store.remove_partial()
-        dist.barrier()
-        todo = [s for s in self.samples.values() if s.id not in store]
-        if todo:
-            self.extraction = extract(todo, self.encoder, store, ecfg, progress=self.progress and self.here.is_main,
-                                      rank=self.here.rank, world=self.here.world)
-        dist.barrier()
-        self.failed = [(f["path"], f["reason"]) for f in store.failures()]
-        return store
-
     def epoch_clips(self, epoch: int) -> tuple[list, np.ndarray]:
         """Epoch `epoch`'s training clips and their order: a function of (seed, epoch) alone."""
         rng = seeded(self.cfg.train.seed, "train", epoch)
@@ -211,10 +170,7 @@ class Trainer:
         return clips, rng.permutation(len(clips))
 
     def dataset(self, clips: list, key: str, train: bool):
-        if self.store is not None:
-            return TokenClips(self.store, clips, key, augment=train and self.store.num_views > 1, task=self.task,
-                              size=self.encoder.image_size)
-        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train, task=self.task)
+        return self.source.dataset(clips, self.task, key, train)
 
     def loader(self, epoch: int, first_batch: int = 0) -> DataLoader:
         """This rank's batches of epoch `epoch`, from global batch `first_batch` on."""
@@ -225,17 +181,6 @@ class Trainer:
                    for k in range(first_batch, self.steps_per_epoch)]
         return DataLoader(self.dataset(clips, f"{self.cfg.train.seed}/{epoch}", train=True), batch_sampler=batches,
                           num_workers=self.cfg.train.workers, collate_fn=collate)
-
-    def tokens(self, batch: dict) -> torch.Tensor:
-        """The batch's tokens (B, T, N, D) on the device: read from the cache, or encoded now."""
-        if "tokens" in batch:
-            return batch["tokens"].to(self.device, non_blocking=True)
-        pixels = batch["pixels"]
-        b, t = pixels.shape[:2]
-        tokens = pool_tokens(self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1))),
-                             self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
-        # encode() runs in inference mode; a clone is an ordinary tensor that autograd may save
-        return tokens.view(b, t, *tokens.shape[1:]).to(self.device).clone()
 
     # ---- model -------------------------------------------------------------------------------
     def _build_model(self) -> None:
@@ -261,11 +206,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def _on_device(self, batch: dict) -> dict:
-        """The batch's tensors on the device, with its tokens (B, T, N, D) under "tokens"."""
-        moved = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()
-                 if isinstance(v, torch.Tensor) and k != "pixels"}
-        moved["tokens"] = self.tokens(batch)
-        return moved
+        return self.source.on_device(batch, self.device)
 
     def train_step(self, batch: dict) -> float:
         self.ddp.train()
@@ -281,22 +222,11 @@ class Trainer:
         return loss.item()
 
     # ---- evaluation --------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, clips: list | None = None) -> dict:
         """Metrics on `clips` (default: the validation clips), each rank scoring every world-th."""
         clips = self.val_clips if clips is None else clips
-        mine = list(range(self.here.rank, len(clips), self.here.world))
-        self.model.eval()
-        data = self.dataset([clips[i] for i in mine], "eval", train=False)
-        scores = []
-        for batch in DataLoader(data, batch_size=max(1, self.cfg.train.batch_size), collate_fn=collate,
-                                num_workers=self.cfg.train.workers):
-            b = self._on_device(batch)
-            with self._autocast():
-                out = self.model(b["tokens"], b["mask"], **self.task.inputs(b)).float()
-            scores += [(mine[int(i)], r) for i, r in zip(batch["index"], self.task.score(out, b))]
-        ordered = sorted(dist.gather_objects(scores), key=lambda pair: pair[0])
-        return self.task.metrics([r for _, r in ordered], [clips[i] for i, _ in ordered])
+        return self.source.score(self.model, self.task, clips, self.device, self.cfg.train.batch_size,
+                                 self.cfg.train.workers)[0]
 
     def validate(self, step: int, log: RunLog) -> tuple[dict, dict | None]:
         """Score validation and the fixed training clips (None when validation is the training
