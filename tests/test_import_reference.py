@@ -148,7 +148,7 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, 
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "run"), "--data", str(manifest), "--quiet"]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["val"]["clips"] == 2 * cfg.task.eval_clips and 0 <= scored["val"]["top1"] <= 1
+    assert scored["split"] == "all" and scored["all"]["clips"] == 2 * cfg.task.eval_clips and 0 <= scored["all"]["top1"] <= 1
 
 
 def test_checkpoints_that_do_not_fit_are_refused_with_the_keys(tmp_path):

@@ -136,27 +136,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from stillmotion.train.evaluate import evaluate_run
 
-    from stillmotion.train import checkpoint
-    from stillmotion.train.trainer import Trainer
-
-    found = checkpoint.resolve(args.run)
-    cfg = checkpoint.load_config(found)
-    if not cfg.data.train:  # an imported model: no training videos, so --data names what to score
-        from stillmotion.reference.release import as_eval_config
-
-        if not args.data:
-            raise ValueError(f"{args.run}: an imported model has no validation videos of its own; give --data")
-        cfg = as_eval_config(cfg, args.data)
-    if args.data or args.split:
-        cfg = replace(cfg, data=replace(cfg.data, val=args.data or cfg.data.val or cfg.data.train, val_split=args.split))
-    trainer = Trainer(cfg, found.parent.parent, progress=not args.quiet)  # the run's folder, so its cache
-    trainer.model.load_state_dict(checkpoint.load_weights(found))
-    metrics = trainer.evaluate()
+    result = evaluate_run(args.run, data=args.data, split=args.split, step=args.step, device=args.device,
+                          overrides=args.overrides, predictions=args.predictions, progress=not args.quiet)
     if dist_main():
-        print(json.dumps({"checkpoint": str(found), "data": cfg.data.val or cfg.data.train, "val": metrics}, indent=2))
-    return 0
+        print(json.dumps(result, indent=2))
+        if args.predictions:
+            print(f"per-clip outputs: {args.predictions}", file=sys.stderr)
+    return EXIT_SOME_FAILED if result["failed"] else 0
 
 
 def _import_reference(args: argparse.Namespace) -> int:
@@ -339,11 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser(
         "eval", help="evaluate a trained run or checkpoint",
-        description="Score a run's latest checkpoint (or a given checkpoint folder) on its validation data, "
-        "or on --data; prints the metrics as JSON.")
+        description="Score a run's checkpoint on its validation videos, its test split (--split test), or the videos "
+        "of --data, from the checkpoint alone (the training videos are not read). Prints the metrics as JSON under "
+        "the split's name; videos not in the run's cache are extracted into it first. Exits with status "
+        f"{EXIT_SOME_FAILED} when some videos could not be read (they are listed).")
     ev.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint folder")
+    ev.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the run's (data, clip and batch "
+                    "settings, e.g. task.eval_clips=5 train.batch_size=8; not those that shape the model)")
     ev.add_argument("--data", help="a folder or manifest of videos to evaluate on instead")
-    ev.add_argument("--split", help="evaluate on this split of the manifest only (e.g. test)")
+    ev.add_argument("--split", help="val (default), test or train of the run's own videos; with --data, that split "
+                    "of the manifest")
+    ev.add_argument("--step", help="which checkpoint of the run: a step number or best (default: the latest)")
+    ev.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
+    ev.add_argument("--predictions", metavar="FILE.jsonl", help="also write each clip's outputs here, one JSON line per clip")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 

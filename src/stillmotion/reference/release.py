@@ -25,7 +25,6 @@ import hashlib
 import json
 import pickle
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -209,10 +208,5 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     return folder
 
 
-def as_eval_config(cfg: Config, data: str) -> Config:
-    """An imported run's config made to score the videos of `data` (it has no training videos)."""
-    return replace(cfg, data=replace(cfg.data, train=data, val=data, val_split=None))
-
-
-__all__ = ["ARCHS", "SIZES", "TASKS", "ReferenceImportError", "as_eval_config", "import_reference", "read_state",
+__all__ = ["ARCHS", "SIZES", "TASKS", "ReferenceImportError", "import_reference", "read_state",
            "release_config"]

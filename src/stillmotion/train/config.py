@@ -155,6 +155,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
     except OmegaConfBaseException as exc:
         raise _explain(exc, str(path)) from None
+    return _finish(_apply(merged, overrides), str(path or "config"))
+
+
+def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """A checked copy of `cfg` with `key=value` overrides applied (a saved run's config, say)."""
+    return _finish(_apply(OmegaConf.structured(cfg), overrides), "config")
+
+
+def _apply(merged, overrides) -> object:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: write it as key=value, e.g. train.steps=100")
@@ -162,9 +171,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as exc:
             raise _explain(exc, f"override {item!r}") from None
+    return merged
+
+
+def _finish(merged, where: str) -> Config:
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
-        raise ConfigError(f"{path or 'config'}: {', '.join(missing)} must be set (e.g. {missing[0]}=...)")
+        raise ConfigError(f"{where}: {', '.join(missing)} must be set (e.g. {missing[0]}=...)")
     cfg: Config = OmegaConf.to_object(merged)
     check(cfg)
     return cfg
