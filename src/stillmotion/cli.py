@@ -147,6 +147,20 @@ def _eval(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if result["failed"] else 0
 
 
+def _stream(args: argparse.Namespace) -> int:
+    from stillmotion.model import load_model
+    from stillmotion.stream.run import run_stream
+
+    loaded = load_model(args.model, device=args.device, step=args.step)
+    report = run_stream(loaded, args.source, out=args.out, jsonl=args.jsonl, fps=args.fps, realtime=args.realtime,
+                        queries=args.queries, progress=not args.quiet)
+    print(report.format())
+    for path, what in ((report.out, "annotated video"), (report.jsonl, "per-frame outputs")):
+        if path:
+            print(f"{what}: {path}")
+    return EXIT_SOME_FAILED if report.unreadable else 0
+
+
 def _import_reference(args: argparse.Namespace) -> int:
     from stillmotion.reference.release import import_reference
 
@@ -342,6 +356,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--predictions", metavar="FILE.jsonl", help="also write each clip's outputs here, one JSON line per clip")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
+
+    st = sub.add_parser(
+        "stream", help="run a trained or imported model over a video, image folder, camera or URL, frame by frame",
+        description="Stream SOURCE through a run's model one frame at a time, as the video arrives: a video file, a "
+        "folder of images, a camera (/dev/videoN) or a URL (rtsp://, http://, file:). Writes an annotated video "
+        "(--out) and one JSON line per frame (--jsonl), then prints frames, fps, dropped frames and the time of each "
+        "stage per frame (p50 / p95). Box and point models start from --queries, or the .npz annotation file "
+        "beside a video.")
+    st.add_argument("source", help="a video file, a folder of images, /dev/videoN, or a URL")
+    st.add_argument("--model", required=True, help="a run folder (its latest checkpoint) or a checkpoint folder")
+    st.add_argument("--step", help="which checkpoint of the run: a step number or best (default: the latest)")
+    st.add_argument("--out", help="write the annotated frames here (.mp4)")
+    st.add_argument("--jsonl", help="write each frame's answer here, one JSON line per frame (pixels of the source)")
+    st.add_argument("--fps", type=float, help="resample the source to this many frames per second (an image folder: "
+                    "its frame rate, default 30)")
+    st.add_argument("--realtime", action="store_true", help="decode in a thread at the source's pace and always answer "
+                    "the newest frame, dropping the frames the model cannot keep up with (counted)")
+    st.add_argument("--queries", help="boxes / points: a JSON file {\"box\": [x0, y0, x1, y1]} or {\"points\": "
+                    "[[x, y], ...]} in pixels of the source's first frame, or an annotation .npz")
+    st.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=_stream)
 
     from stillmotion.reference.release import ARCHS, SIZES, TASKS
 

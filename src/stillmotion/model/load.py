@@ -41,9 +41,13 @@ class LoadedModel:
     def tokens(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) -> the model's input tokens (T, N, D) on the device, as the
         cache stores them (pooled as the run pools)."""
+        return self.encode(self.encoder.preprocess(frames))
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalized pixels (T, 3, S, S) (`encoder.preprocess`) -> tokens (T, N, D) on the device."""
         d = self.cfg.data
-        tokens = self.encoder.encode_frames(frames)
-        return pool_tokens(tokens, self.encoder.grid, d.pool_space, d.pool_channels).to(self.device)
+        tokens = pool_tokens(self.encoder.encode(pixels), self.encoder.grid, d.pool_space, d.pool_channels)
+        return tokens.to(self.device)
 
 
 def task_outputs(cfg: Config) -> tuple[str, list[str], int]:

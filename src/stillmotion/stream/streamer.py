@@ -18,6 +18,7 @@ Coordinates (boxes, points) are fractions of the encoder's square view (the cent
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,29 +56,49 @@ class Prediction:
         return self.value[..., :2] * side + offset
 
 
+#: the stages of a streamed frame, in order (`Streamer.times` holds the last frame's seconds of each)
+STAGES = ("preprocess", "encoder", "core", "readout")
+
+
 class Streamer:
-    """Frames in, one `Prediction` per frame out, holding the core's and the readout's state."""
+    """Frames in, one `Prediction` per frame out, holding the core's and the readout's state.
+    `times` holds the last frame's seconds per stage (`STAGES`), synchronised on CUDA."""
 
     def __init__(self, model: LoadedModel):
         self.loaded = model
         self.state: dict | None = None
         self.query: torch.Tensor | None = None
+        self.times: dict[str, float] = {}
+        self._cuda = model.device.type == "cuda"
 
     def reset(self, query: torch.Tensor | np.ndarray | None = None) -> None:
         """Start a new stream; boxes (4,) and points (P, 2) start from `query` (fractions of the view)."""
         self.state = None
         self.query = None if query is None else torch.as_tensor(query, dtype=torch.float32)
 
+    def _clock(self) -> float:
+        if self._cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     @torch.no_grad()
     def step(self, frame: np.ndarray | torch.Tensor) -> Prediction:
         """One uint8 frame (H, W, 3) -> its prediction."""
-        loaded = self.loaded
-        tokens = loaded.tokens(np.asarray(frame)[None] if not isinstance(frame, torch.Tensor) else frame[None])
+        loaded, model = self.loaded, self.loaded.model
+        t0 = self._clock()
+        pixels = loaded.encoder.preprocess(frame[None])
+        t1 = self._clock()
+        tokens = loaded.encode(pixels)
+        t2 = self._clock()
         if self.state is None:
             query = None if self.query is None else self.query[None].to(loaded.device)
-            self.state = loaded.model.start_stream(1, tokens.shape[1], loaded.device, query)
-        out, self.state = loaded.model.stream_step(tokens, self.state)
+            self.state = model.start_stream(1, tokens.shape[1], loaded.device, query)
+        y, self.state = model.core_step(tokens, self.state)
+        t3 = self._clock()
+        out, self.state = model.readout_step(y, self.state)
         out = out[0].float().cpu()
         if loaded.kind == "classes":
             out = out.softmax(-1)
+        t4 = time.perf_counter()
+        self.times = dict(zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)))
         return Prediction(loaded.kind, out, loaded.classes)

@@ -30,34 +30,86 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
         raise ValueError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
     if times is not None and (len(times) != t or np.any(np.diff(times) <= 0)):
         raise ValueError(f"times must give one strictly increasing time per frame ({t} frames)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
+    with VideoWriter(path, fps, crf=crf, gop=gop, timed=times is not None, rotation=rotation) as writer:
+        for i, image in enumerate(frames):
+            writer.write(image, None if times is None else times[i])
+    return Path(path)
+
+
+class VideoWriter:
+    """Frames written one at a time to an H.264 .mp4 (yuv420p), for streams of unknown length:
+
+        with VideoWriter("out.mp4", fps=30) as writer:
+            writer.write(frame)              # uint8 (H, W, 3) RGB, every frame the same even size
+
+    The file appears under its name when the writer closes (written as a hidden .part first);
+    an exception inside the `with` leaves no file behind. `timed`: each `write` gives the
+    frame's time in seconds (a variable frame rate)."""
+
+    def __init__(self, path: str | Path, fps: float, crf: int = 18, gop: int | None = None, timed: bool = False,
+                 rotation: int = 0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.fps, self.crf, self.gop, self.timed, self.rotation = fps, crf, gop, timed, rotation
+        self.container = av.open(str(self.tmp), mode="w", format="mp4")
+        self.stream = None
+        self.frames = 0
+
+    def _start(self, w: int, h: int) -> None:
+        rate = Fraction(self.fps).limit_denominator(1001) if self.fps else 30
+        stream = self.container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         # One encoder thread and frames over zero-padded buffers (_yuv420p): in a fresh process the
         # same frames then give the same bytes run after run. After other native work in the same
         # process x264's rate control can still, rarely, choose differently (decoded frames then
         # differ by about 0.3 grey levels on average), so do not rely on byte equality.
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        if gop is not None:
-            stream.codec_context.gop_size = gop
-            stream.options = {**stream.options, "keyint_min": str(gop), "sc_threshold": "0"}
-        if times is not None:
+        stream.options = {"crf": str(self.crf), "preset": "veryfast", "threads": "1"}
+        if self.gop is not None:
+            stream.codec_context.gop_size = self.gop
+            stream.options = {**stream.options, "keyint_min": str(self.gop), "sc_threshold": "0"}
+        if self.timed:
             stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, image in enumerate(frames):
-            frame = _yuv420p(image)
-            if times is not None:
-                frame.pts, frame.time_base = round(times[i] * 1000), Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return path
+        if self.rotation:
+            stream.set_display_rotation(self.rotation)
+        self.stream = stream
+
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
+        """One uint8 RGB frame (H, W, 3); `time` in seconds when the writer is `timed`."""
+        h, w = image.shape[:2]
+        if h % 2 or w % 2:
+            raise ValueError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
+        if self.stream is None:
+            self._start(w, h)
+        elif (w, h) != (self.stream.width, self.stream.height):
+            raise ValueError(f"every frame must be {self.stream.width}x{self.stream.height}; got {w}x{h}")
+        frame = _yuv420p(image)
+        if self.timed:
+            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path:
+        if self.stream is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self.container.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _yuv420p(image: np.ndarray) -> av.VideoFrame:
