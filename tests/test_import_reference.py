@@ -19,6 +19,7 @@ from stillmotion.reference.release import ReferenceImportError, import_reference
 from stillmotion.tasks import TASKS as OUR_TASKS
 from stillmotion.train import checkpoint
 from stillmotion.model import model_for
+from stillmotion.video.decode import probe
 from stillmotion.video.write import write_video
 from test_reference import encoder_inputs, fixture
 
@@ -149,6 +150,15 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, 
     assert main(["eval", str(tmp_path / "run"), "--data", str(manifest), "--quiet"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["split"] == "all" and scored["all"]["clips"] == 2 * cfg.task.eval_clips and 0 <= scored["all"]["top1"] <= 1
+
+    # `stream` runs it over a video file: one answer per frame, one annotated frame per frame
+    capsys.readouterr()
+    assert main(["stream", str(tmp_path / "v0.mp4"), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "s.mp4"),
+                 "--jsonl", str(tmp_path / "s.jsonl"), "--quiet"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in rows] == list(range(20)) and probe(tmp_path / "s.mp4").num_frames == 20
+    assert all(r["top"][0][0].startswith("action ") and sum(p for _, p in r["top"]) <= 1 + 1e-4 for r in rows)
+    assert "20 frames of" in capsys.readouterr().out
 
 
 def test_checkpoints_that_do_not_fit_are_refused_with_the_keys(tmp_path):

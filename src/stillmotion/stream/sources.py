@@ -76,7 +76,7 @@ class ImageFolder(FrameSource):
             start = time.perf_counter()
             try:
                 with Image.open(path) as image:
-                    rgb = np.asarray(image.convert("RGB"))
+                    rgb = np.array(image.convert("RGB"))
             except (OSError, UnidentifiedImageError) as exc:
                 self.unreadable.append((str(path), f"{type(exc).__name__}: {exc}"))
                 continue
