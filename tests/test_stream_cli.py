@@ -77,7 +77,7 @@ def test_one_answer_and_one_annotated_frame_per_frame_as_the_streamer_answers(ru
     loaded = load_model(runs[name], device="cpu")
     frames = read_frames(video)
     streamer = Streamer(loaded)
-    first = Frame(0, 0.0, frames[0], 0.0)
+    first = Frame(0, 0.0, frames[0])
     streamer.reset(first_query(loaded.kind, video, None, first))
     for row, image in zip(rows, frames):
         p = streamer.step(image)
@@ -96,7 +96,7 @@ def test_one_answer_and_one_annotated_frame_per_frame_as_the_streamer_answers(ru
 
 
 def test_queries_are_read_in_source_pixels_from_json_or_annotations(video, tmp_path):
-    frame = Frame(0, 0.0, np.zeros((60, 80, 3), np.uint8), 0.0)
+    frame = Frame(0, 0.0, np.zeros((60, 80, 3), np.uint8))
     # the view is the centre 60 x 60 square: x from 10 to 70
     beside = first_query("boxes", video, None, frame)
     assert beside.tolist() == pytest.approx([(20 - 10) / 60, 12 / 60, (48 - 10) / 60, 42 / 60])

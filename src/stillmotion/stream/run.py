@@ -26,11 +26,14 @@ from tqdm import tqdm
 from stillmotion.data.annotations import AnnotationError, load_annotations
 from stillmotion.model import LoadedModel
 from stillmotion.stream.draw import Painter
-from stillmotion.stream.sources import Frame, Realtime, open_source
+from stillmotion.stream.sources import Frame, Prefetch, Realtime, open_source
 from stillmotion.stream.streamer import STAGES, Prediction, Streamer
 from stillmotion.video.write import VideoWriter
 
-#: what a frame's latency is made of, in order; "output" (drawing and writing) is reported apart
+#: what a frame's latency is made of, in order; "output" (drawing and writing) is reported apart.
+#: Decoding runs ahead in its own thread, so "decode" is the time the stream waited for its next
+#: frame; with --realtime that wait is for the source itself and is reported as "wait", outside
+#: the total.
 LATENCY = ("decode", *STAGES)
 
 
@@ -53,7 +56,7 @@ class StreamReport:
     def stages(self) -> dict[str, tuple[float, float]]:
         """Stage -> (p50, p95) in milliseconds, with "total" (decode to readout) after the stages."""
         rows = {k: v for k, v in self.times.items() if v}
-        if rows.get("decode"):
+        if rows.get("preprocess"):
             rows["total"] = list(np.sum([rows[k] for k in LATENCY if k in rows], axis=0))
         return {k: (float(np.percentile(v, 50)) * 1e3, float(np.percentile(v, 95)) * 1e3) for k, v in rows.items()}
 
@@ -72,24 +75,32 @@ def run_stream(loaded: LoadedModel, source: str | Path, out: str | Path | None =
     (at the source's timing); `jsonl`: one JSON line per frame. What was written before an error
     or an interrupt is kept."""
     frames = open_source(source, fps)
-    feed = Realtime(frames) if realtime else frames
-    report = StreamReport(str(source), loaded.kind, out=str(out) if out else None, jsonl=str(jsonl) if jsonl else None,
-                          times={k: [] for k in (*LATENCY, *(("output",) if out else ()))})
+    feed = Realtime(frames) if realtime else Prefetch(frames)
+    report = StreamReport(str(source), loaded.kind, out=str(out) if out else None, jsonl=str(jsonl) if jsonl else None)
     streamer, painter = Streamer(loaded), Painter(loaded.kind) if out else None
     writer = VideoWriter(out, frames.fps, timed=realtime) if out else None
     lines = open(jsonl, "w") if jsonl else None
+    waited = "wait" if realtime else "decode"
+    report.times = {k: [] for k in (waited, *STAGES, *(("output",) if out else ()))}
+    bar = tqdm(desc=f"stream {loaded.kind}", unit="frame", disable=not progress,
+               total=len(frames.files) if hasattr(frames, "files") and not realtime else None)
     last_time = -1.0
     start = time.perf_counter()
+    arriving = iter(feed)
     try:
-        for frame in tqdm(feed, desc=f"stream {loaded.kind}", unit="frame", disable=not progress,
-                          total=len(frames.files) if hasattr(frames, "files") and not realtime else None):
+        while True:
+            t0 = time.perf_counter()
+            frame = next(arriving, None)
+            wait = time.perf_counter() - t0
+            if frame is None:
+                break
             if report.frames == 0:
                 streamer.reset(first_query(loaded.kind, source, queries, frame))
             prediction = streamer.step(frame.image)
-            report.times["decode"].append(frame.decode_s)
+            report.times[waited].append(wait)
             for stage, seconds in streamer.times.items():
                 report.times[stage].append(seconds)
-            latency_ms = 1e3 * (frame.decode_s + sum(streamer.times.values()))
+            latency_ms = 1e3 * ((0 if realtime else wait) + sum(streamer.times.values()))
             if writer is not None:
                 t0 = time.perf_counter()
                 picture = painter.draw(frame.image, prediction, latency_ms)
@@ -99,8 +110,11 @@ def run_stream(loaded: LoadedModel, source: str | Path, out: str | Path | None =
             if lines is not None:
                 lines.write(json.dumps(frame_record(frame, prediction, latency_ms)) + "\n")
             report.frames += 1
+            bar.update(1)
     finally:
+        bar.close()
         report.seconds = time.perf_counter() - start
+        arriving.close()  # stops the decoding thread before the source closes
         report.dropped = getattr(feed, "dropped", 0)
         report.unreadable = list(frames.unreadable)
         frames.close()

@@ -20,6 +20,7 @@ older frames are dropped (counted in `dropped`), so the answer is always about t
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 import time
@@ -44,7 +45,6 @@ class Frame:
     index: int  # position among the frames the source delivered
     time: float  # seconds from the source's first frame
     image: np.ndarray  # uint8 (H, W, 3) RGB
-    decode_s: float  # seconds spent reading and decoding it
 
 
 class FrameSource:
@@ -73,14 +73,13 @@ class ImageFolder(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for path in self.files:
-            start = time.perf_counter()
             try:
                 with Image.open(path) as image:
                     rgb = np.array(image.convert("RGB"))
             except (OSError, UnidentifiedImageError) as exc:
                 self.unreadable.append((str(path), f"{type(exc).__name__}: {exc}"))
                 continue
-            yield Frame(index, index / self.fps, rgb, time.perf_counter() - start)
+            yield Frame(index, index / self.fps, rgb)
             index += 1
 
 
@@ -93,14 +92,14 @@ class Decoded(FrameSource):
         native = float(stream.average_rate or stream.guessed_rate or 0.0) or 30.0
         super().__init__(spec, fps or native)
         self.resample = fps
-        stream.thread_type = "AUTO"
+        # one decoder thread: frame threading adds frames of delay and fights the model for the cores
+        stream.codec_context.thread_count = 1
 
     def __iter__(self) -> Iterator[Frame]:
         stream = self.container.streams.video[0]
         decoded = self.container.decode(stream)
         first, index, slot, position = None, 0, 0.0, 0
         while True:
-            start = time.perf_counter()
             try:
                 frame = next(decoded)
             except StopIteration:
@@ -116,7 +115,7 @@ class Decoded(FrameSource):
                 continue
             slot = (np.floor(seconds * self.resample + 1e-6) + 1) / self.resample if self.resample else 0.0
             image = _rgb(frame)
-            yield Frame(index, seconds, image, time.perf_counter() - start)
+            yield Frame(index, seconds, image)
             index += 1
 
     def close(self) -> None:
@@ -201,6 +200,49 @@ class Realtime:
                 yield frame
             if self._error is not None:
                 raise self._error
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+class Prefetch:
+    """A source read ahead in a thread, up to `depth` frames, so that decoding overlaps the
+    model's work; every frame is delivered, in order (the thread waits when the queue is full)."""
+
+    def __init__(self, source: FrameSource, depth: int = 4):
+        self.source = source
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stillmotion-prefetch", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source:
+                if not self._put(frame):
+                    return
+            self._put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer's thread
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
             self._stop.set()
             self._thread.join()
