@@ -81,7 +81,7 @@ class Streamer:
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def step(self, frame: np.ndarray | torch.Tensor) -> Prediction:
         """One uint8 frame (H, W, 3) -> its prediction."""
         loaded, model = self.loaded, self.loaded.model
