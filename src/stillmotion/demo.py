@@ -23,6 +23,8 @@ import torch
 
 from stillmotion.data.synthetic import CLASSES, MotionTaskConfig, generate_motion_task
 from stillmotion.encoders import DEFAULT_ENCODER, load
+from stillmotion.model import load_model
+from stillmotion.stream import Streamer
 from stillmotion.train.config import Config, load_config
 from stillmotion.train.logs import RunLog, plot_curves
 from stillmotion.train.trainer import Trainer
@@ -154,10 +156,11 @@ def _table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@torch.no_grad()
 def _write_gif(path: Path, results: dict, classes: list[str], cfg: DemoConfig) -> None:
     """A few test clips side by side (the first of each class), each frame annotated with both
-    models' streaming predictions at that frame (computed one frame at a time through `step`)."""
+    models' streaming predictions at that frame: each run loaded from its checkpoint
+    (`load_model`) and fed the decoded frames one at a time (`Streamer`), as `stillmotion stream`
+    runs it."""
     from PIL import Image, ImageDraw, ImageFont
 
     trainer = results["temporal"]["trainer"]
@@ -167,18 +170,19 @@ def _write_gif(path: Path, results: dict, classes: list[str], cfg: DemoConfig) -
     picks = [first[c] for c in classes if c in first][: cfg.gif_clips]
     if not picks:
         return
+    streamers = {role: Streamer(load_model(r["trainer"].run_dir, device=r["trainer"].device))
+                 for role, r in results.items()}
     scale, font = 2, ImageFont.load_default(size=13)
     panels = []
     for video in picks:
         frames = read_frames(trainer.samples[video.id].path)
-        tokens = torch.from_numpy(trainer.store.read(video.id)).float()
         label = classes.index(video.label)
         preds = {}
-        for role, r in results.items():
-            model = r["trainer"].model.eval()
-            preds[role] = model.stream(tokens[None].to(r["trainer"].device))[0].argmax(-1).tolist()
+        for role, streamer in streamers.items():
+            streamer.reset()
+            preds[role] = [int(streamer.step(frame).value.argmax()) for frame in frames]
         clip = []
-        for t, frame in enumerate(frames[: len(tokens)]):
+        for t, frame in enumerate(frames):
             img = Image.fromarray(frame).resize((frame.shape[1] * scale, frame.shape[0] * scale), Image.NEAREST)
             canvas = Image.new("RGB", (img.width, img.height + 58), "white")
             canvas.paste(img, (0, 58))
