@@ -20,6 +20,7 @@ from stillmotion.heads.mlp import MLPProbe
 from stillmotion.heads.patch_depth import PatchDepthReadout
 from stillmotion.heads.pose import PoseHead
 from stillmotion.heads.reference_tracking import ReferenceBoxes, ReferencePoints
+from stillmotion.heads.text_alignment import TextAlignment
 from stillmotion.heads.tracking import BoxHead, PointHead
 
 
@@ -70,6 +71,8 @@ READOUTS: dict[tuple[str, str], Readout] = {
     ("depth", "reference"): Readout(lambda s: PatchDepthReadout(s.width, s.resolution, 8, s.heads, s.probe_width)),
     ("pose", "ours"): Readout(lambda s: PoseHead(s.width, s.hidden)),
     ("pose", "reference"): Readout(lambda s: PoseHead(s.width, s.hidden)),
+    ("embedding", "ours"): Readout(lambda s: TextAlignment(s.width, s.outputs, s.heads, s.queries, s.max_frames,
+                                                           s.probe_width)),
 }
 
 CLASS_HEADS = tuple(name for kind, name in READOUTS if kind == "classes")

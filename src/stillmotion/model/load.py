@@ -61,7 +61,8 @@ def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
                              "cannot be loaded alone; retrain, or set task.classes in its config.yaml)")
         return task.kind, list(cfg.task.classes), len(cfg.task.classes)
     instance = task(cfg.task, cfg.data.frames, None, samples=[])
-    return task.kind, list(getattr(instance, "classes", []) or []), instance.num_outputs if task.kind == "classes" else 0
+    outputs = instance.num_outputs if task.kind in ("classes", "embedding") else 0
+    return task.kind, list(getattr(instance, "classes", []) or []), outputs
 
 
 def load_model(run: str | Path, device: str | torch.device | None = None,

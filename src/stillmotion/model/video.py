@@ -2,7 +2,8 @@
 
 - "classes" tasks: in `stream` mode the readout sees one frame's N output tokens at a time and
   the clip's answer is its last real frame's (the streaming protocol); in `clip` mode it sees
-  all T x N tokens at once.
+  all T x N tokens at once. "embedding" (video-text) reads out the same way, into the text
+  encoder's space.
 - "tokens" tasks (masked-token prediction): frames marked `hide` are replaced by a learned mask
   token before the core, and a per-token Linear maps the core's output back to token width.
 - "boxes" and "points" tasks: a tracking readout reads each frame's tokens in turn, the

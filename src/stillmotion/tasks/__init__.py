@@ -11,6 +11,7 @@ from stillmotion.tasks.masked import MaskedTokens
 from stillmotion.tasks.points import PointTracking
 from stillmotion.tasks.pose import CameraPose
 from stillmotion.tasks.prp import PlaybackRate
+from stillmotion.tasks.video_text import VideoText
 
 TASKS = {
     "classification": Classification,
@@ -21,6 +22,7 @@ TASKS = {
     "point_tracking": PointTracking,
     "depth": Depth,
     "camera_pose": CameraPose,
+    "video_text": VideoText,
 }
 
 #: tasks that need no labels: any folder of videos will do

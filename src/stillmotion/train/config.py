@@ -75,7 +75,8 @@ class HeadConfig:
 
 @dataclass
 class TaskConfig:
-    # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth | camera_pose
+    # classification | prp | arrow_of_time | masked_tokens | box_tracking | point_tracking | depth | camera_pose |
+    # video_text
     name: str = "classification"
     rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
     jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
@@ -87,6 +88,7 @@ class TaskConfig:
     # classification: the class names in the model's output order (an imported model's); None: the
     # training labels, sorted. Videos whose label is not among them are left out.
     classes: Optional[list[str]] = None
+    text: str = "minilm"  # video_text: the frozen text encoder (see `stillmotion.text.load`)
 
 
 @dataclass

@@ -57,6 +57,16 @@ def uniform(num_frames: int, n: int, policy: str = "pad") -> np.ndarray:
     return _fit(np.floor((np.arange(n) + 0.5) * num_frames / n), num_frames, policy)
 
 
+def segments(num_frames: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n frames spread over the whole video, one drawn at random inside each of n equal
+    segments (TSN's training sampling; `uniform` takes each segment's centre). A video shorter
+    than n repeats frames."""
+    _check(num_frames, n)
+    edges = np.arange(n + 1) * num_frames / n
+    low, high = np.floor(edges[:-1]), np.maximum(np.ceil(edges[1:]), np.floor(edges[:-1]) + 1)
+    return np.minimum(rng.integers(low.astype(np.int64), high.astype(np.int64)), num_frames - 1)
+
+
 def random_window(num_frames: int, n: int, stride: int, rng: np.random.Generator, policy: str = "pad") -> np.ndarray:
     """n frames at `stride` from a start drawn uniformly among those whose window fits."""
     _check(num_frames, n, stride)
