@@ -4,7 +4,8 @@ frozen text encoder's space.
 The captions come from the manifest's `caption` field (a string, or a list of captions of the
 same video); the text encoder (`task.text`) is frozen, so every caption is embedded once, when
 the task starts. A clip is `data.frames` rows spread over the whole video (a random row in each
-of equal segments for training, the segments' centres for evaluation), because a caption tells
+of equal segments for training, evenly from the first to the last for evaluation, the same
+frames for a video and its reversal), because a caption tells
 what happens over the whole video. Training draws one of the video's captions per clip.
 
 Loss: the symmetric InfoNCE of CLIP: in a batch, each video against every caption and each
@@ -76,7 +77,7 @@ class VideoText(Task):
                      int(captions[rng.integers(len(captions))])) for _ in range(count)]
 
     def eval_clips(self, video: Video) -> list[Clip]:
-        rows = tuple(sampling.uniform(video.num_frames, self.frames).tolist())
+        rows = tuple(sampling.spread(video.num_frames, self.frames).tolist())
         return [Clip(video.id, rows, self.video_captions[video.id][0])]
 
     def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:

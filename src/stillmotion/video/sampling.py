@@ -57,6 +57,17 @@ def uniform(num_frames: int, n: int, policy: str = "pad") -> np.ndarray:
     return _fit(np.floor((np.arange(n) + 0.5) * num_frames / n), num_frames, policy)
 
 
+def spread(num_frames: int, n: int) -> np.ndarray:
+    """n frames evenly spaced from the first to the last (rounded to the nearest), mirrored by
+    construction: a video and its reversal get the same set of frames (`uniform`'s segment
+    centres do not), but for the middle frame when n is odd and num_frames even."""
+    _check(num_frames, n)
+    rows = np.floor(np.linspace(0, num_frames - 1, n) + 0.5).astype(np.int64)
+    half = n // 2
+    rows[n - half:] = (num_frames - 1 - rows[:half])[::-1]
+    return rows
+
+
 def segments(num_frames: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """n frames spread over the whole video, one drawn at random inside each of n equal
     segments (TSN's training sampling; `uniform` takes each segment's centre). A video shorter
