@@ -1,7 +1,6 @@
 """The video_text task: the caption suite's order-dependent captions, segment sampling, the
 contrastive loss, retrieval metrics, and an order-blind tower held at exactly 0.5 pair accuracy."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -118,5 +117,34 @@ def test_an_order_blind_tower_cannot_tell_a_clip_from_its_reversal(tmp_path):
 
 def _overrides(cfg) -> list[str]:
     return [f"data.train={cfg.data.train}", "data.size=64", "data.frames=8", "train.steps=3", "train.batch_size=4",
-            "train.eval_every=100", "train.checkpoint_every=100", "task.name=video_text", "head.mode=clip",
+            "train.eval_every=100", "train.checkpoint_every=100", "task.name=video_text", "head.mode=stream",
             "temporal.input=diff", "temporal.norm=true"]
+
+
+def test_masked_text_prediction_hides_words_and_predicts_them_from_the_video():
+    from stillmotion.model import model_for
+
+    captions = ["the red disc goes left, then the blue square goes up", "a dog runs"]
+    samples = [Sample(id=f"v{i}", path=f"v{i}.mp4", caption=c) for i, c in enumerate(captions)]
+    task = TASKS["video_text"](TaskConfig(name="video_text", mask_text=0.5, text_weight=0.7), 3, samples=samples)
+    assert task.model_extras() == {"text": (384, 30522)}
+    cfg = load_config(None, ["data.train=unused", "task.name=video_text", "temporal.kw.hidden=16"])
+    torch.manual_seed(0)
+    model = model_for(cfg, "embedding", 384, 32, (2, 2), **task.model_extras())
+    batch = {"tokens": torch.randn(2, 3, 4, 32), "mask": torch.ones(2, 3, dtype=torch.bool), "target": torch.tensor([0, 1])}
+    inputs = task.train_inputs(batch)
+    hide, ids = inputs["words_at"], task.text.tokenize(captions)
+    special = torch.isin(ids["input_ids"], torch.tensor(sorted(task.text.special_ids)))
+    assert hide.any(1).all() and not (hide & (special | ~ids["attention_mask"].bool())).any()
+    assert batch["words"].tolist() == ids["input_ids"][hide].tolist()
+    masked = ids["input_ids"].masked_fill(hide, task.text.mask_token_id)
+    assert torch.allclose(inputs["text"], task.text.token_states({**ids, "input_ids": masked}))
+    out = model(batch["tokens"], batch["mask"], **inputs)
+    assert out["video"].shape == (2, 384) and out["words"].shape == (int(hide.sum()), 30522)
+    loss = task.loss(out, batch)
+    want = task.contrastive(out["video"], batch) + 0.7 * F.cross_entropy(out["words"], batch["words"])
+    assert torch.allclose(loss, want)
+    loss.backward()
+    assert model.text_decoder.out.weight.grad.abs().sum() > 0 and model.core.parameters().__next__().grad is not None
+    with torch.no_grad():  # evaluation reads the video alone
+        assert model(batch["tokens"], batch["mask"]).shape == (2, 384)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,8 +51,15 @@ class LoadedModel:
         return tokens.to(self.device)
 
 
-def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
-    """(the task's output kind, class names, outputs) from a run's config alone."""
+class TaskOutputs(NamedTuple):
+    kind: str  # what the model outputs
+    classes: list[str]  # output names of a "classes" model
+    outputs: int  # classes, or the embedding width
+    extras: dict  # further `model_for` keywords the task asks for (`Task.model_extras`)
+
+
+def task_outputs(cfg: Config) -> TaskOutputs:
+    """What a run's model outputs, from its config alone."""
     from stillmotion.tasks import TASKS
 
     task = TASKS[cfg.task.name]
@@ -59,10 +67,10 @@ def task_outputs(cfg: Config) -> tuple[str, list[str], int]:
         if not cfg.task.classes:
             raise ValueError("the run's config names no classes (runs trained before classes were saved with them "
                              "cannot be loaded alone; retrain, or set task.classes in its config.yaml)")
-        return task.kind, list(cfg.task.classes), len(cfg.task.classes)
+        return TaskOutputs(task.kind, list(cfg.task.classes), len(cfg.task.classes), {})
     instance = task(cfg.task, cfg.data.frames, None, samples=[])
     outputs = instance.num_outputs if task.kind in ("classes", "embedding") else 0
-    return task.kind, list(getattr(instance, "classes", []) or []), outputs
+    return TaskOutputs(task.kind, list(getattr(instance, "classes", []) or []), outputs, instance.model_extras())
 
 
 def load_model(run: str | Path, device: str | torch.device | None = None,
@@ -75,19 +83,20 @@ def load_model(run: str | Path, device: str | torch.device | None = None,
     d = cfg.data
     encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
     grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
-    kind, classes, outputs = task_outputs(cfg)
-    model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra)
+    kind, classes, outputs, extras = task_outputs(cfg)
+    model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra, **extras)
     model.load_state_dict(checkpoint.load_weights(found))
     return LoadedModel(encoder, model.to(device).eval(), cfg, kind, classes, found)
 
 
 def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, int], layers: int = 1,
-              extra: int = 0) -> VideoModel:
+              extra: int = 0, text: tuple[int, int] | None = None) -> VideoModel:
     """The model a run's config describes, for tokens of width `dim` on a `grid` of patches
-    (`layers` blocks per frame, `extra` leading tokens each) and a task of `kind` with `outputs`."""
+    (`layers` blocks per frame, `extra` leading tokens each) and a task of `kind` with `outputs`;
+    `text` (hidden width, vocabulary) adds the masked-text decoder of a video-text model."""
     return VideoModel(dim, kind, outputs, core=cfg.temporal.name, size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw),
                       head=cfg.head.name, mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                       max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,
                       inputs=cfg.temporal.input, norm=cfg.temporal.norm, hidden=cfg.head.hidden,
                       probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra,
-                      box_format=cfg.head.box_format)
+                      box_format=cfg.head.box_format, text=text)

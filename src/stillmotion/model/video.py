@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from stillmotion.heads.masked_text import MaskedTextDecoder
 from stillmotion.heads.readouts import ReadoutSpec, readout_for
 from stillmotion.temporal import build
 from stillmotion.temporal.layer_mix import LayerMix
@@ -44,7 +45,7 @@ class VideoModel(nn.Module):
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
                  resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024,
                  probe_width: int | None = None, decoder_layers: int = 1, layers: int = 1, extra: int = 0,
-                 box_format: str = "cxcywh"):
+                 box_format: str = "cxcywh", text: tuple[int, int] | None = None):
         super().__init__()
         self.kind, self.mode, self.layers, self.extra = kind, mode, layers, extra
         self.mix = LayerMix(dim, layers, extra) if layers > 1 else None
@@ -56,6 +57,8 @@ class VideoModel(nn.Module):
         self.head = readout.build(ReadoutSpec(
             self.core.out_dim, dim, num_outputs, tuple(grid), heads, queries, max_frames, resolution, hidden,
             probe_width, decoder_layers, box_format))
+        # a video-text model's masked-text decoder: (text hidden width, vocabulary size)
+        self.text_decoder = MaskedTextDecoder(text[0], self.core.out_dim, text[1], heads=heads) if text else None
 
     def mixed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, K * L, D) tokens of K layers -> (B, T, L, D): the encoder mix (K > 1), else x."""
@@ -69,11 +72,14 @@ class VideoModel(nn.Module):
         return y[..., self.extra:, :] if self.patches_only and self.extra else y
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
-                query: torch.Tensor | None = None):
+                query: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                words_at: torch.Tensor | None = None):
         """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
         "tokens" (with `hide` (B, T): the frames to replace by the mask token); (B, T, 4) for
         "boxes" from `query` (B, 4); (B, T, P, 3) for "points" from `query` (B, P, 2): x, y and a
-        visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth"; (B, T, 9) for "pose"."""
+        visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth"; (B, T, 9) for "pose";
+        (B, E) for "embedding", and with `text` (B, L, H) (a masked caption's frozen token states)
+        and `words_at` (B, L) (its hidden positions) {"video": (B, E), "words": (K, V) logits}."""
         x = self.mixed(x)
         if self.kind == "tokens":
             if hide is not None:
@@ -86,6 +92,11 @@ class VideoModel(nn.Module):
             return rearrange(self.head(rearrange(y, "b t n d -> (b t) n d")), "(b t) r s -> b t r s", b=y.shape[0])
         if self.kind == "pose":
             return self.per_frame(y)
+        if self.kind == "embedding" and text is not None:
+            video = rearrange(y, "b t n d -> b (t n) d")
+            real = None if mask is None else mask.repeat_interleave(y.shape[2], dim=1)
+            embedding = self.head(y, mask) if self.mode == "clip" else self.head(last_real(y, mask))
+            return {"video": embedding, "words": self.text_decoder(text, video, words_at, real)}
         if self.mode == "clip":
             return self.head(y, mask)
         # Only the last real frame's answer counts, so only its tokens go through the readout

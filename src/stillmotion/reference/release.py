@@ -191,7 +191,7 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
                                        box_format)
     except KeyError as exc:
         raise ReferenceImportError(f"{ckpt}: not a {arch} {task} checkpoint: no {exc.args[0]}") from None
-    kind, _, outputs = task_outputs(cfg)
+    kind, _, outputs, _ = task_outputs(cfg)
     model = model_for(cfg, kind, outputs, ref_core["d_model"], (1, 1), layers=4, extra=5)  # DINOv3: CLS + 4 registers
     try:
         load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")

@@ -70,6 +70,15 @@ class Task:
         """Model inputs beyond the tokens and mask (the hidden frames, the query boxes...)."""
         return {}
 
+    def train_inputs(self, batch: dict) -> dict:
+        """Model inputs for a training step (default: `inputs`); a task may add what only its
+        training loss reads."""
+        return self.inputs(batch)
+
+    def model_extras(self) -> dict:
+        """Further `model.model_for` keywords the task's model needs (default: none)."""
+        return {}
+
     def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 

@@ -80,9 +80,38 @@ class VideoText(Task):
         rows = tuple(sampling.spread(video.num_frames, self.frames).tolist())
         return [Clip(video.id, rows, self.video_captions[video.id][0])]
 
-    def loss(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Symmetric InfoNCE over the global batch. outputs (B, E): unit video embeddings times
-        the learned 1 / temperature; batch["target"] (B,): each clip's caption."""
+    def model_extras(self) -> dict:
+        """The masked-text decoder's sizes when masked-text prediction is on."""
+        return {"text": (self.text.hidden, self.text.vocab_size)} if self.cfg.mask_text > 0 else {}
+
+    def train_inputs(self, batch: dict) -> dict:
+        """With `task.mask_text`: each clip's caption with a share of its words hidden, as the
+        frozen encoder's token states (B, L, H), and where the hidden words are; the words to
+        predict go into batch["words"] for the loss."""
+        if self.cfg.mask_text <= 0:
+            return {}
+        ids = self.text.tokenize([self.captions[i] for i in batch["target"].tolist()])
+        real = ids["attention_mask"].bool() & ~torch.isin(ids["input_ids"], torch.tensor(sorted(self.text.special_ids),
+                                                                                     device=self.text.device))
+        hide = (torch.rand(real.shape, device=real.device) < self.cfg.mask_text) & real
+        first = real.float().argmax(1)  # at least one hidden word per caption
+        hide[torch.arange(len(hide)), first] |= real[torch.arange(len(hide)), first]
+        batch["words"] = ids["input_ids"][hide]
+        masked = {**ids, "input_ids": ids["input_ids"].masked_fill(hide, self.text.mask_token_id)}
+        device = batch["tokens"].device
+        return {"text": self.text.token_states(masked).to(device).clone(), "words_at": hide.to(device)}
+
+    def loss(self, outputs, batch: dict) -> torch.Tensor:
+        """Symmetric InfoNCE over the global batch, plus `task.text_weight` x the cross-entropy of
+        the hidden words when masked-text prediction is on. outputs: (B, E) unit video
+        embeddings times the learned 1 / temperature (or {"video": that, "words": (K, V)});
+        batch["target"] (B,): each clip's caption."""
+        if isinstance(outputs, dict):
+            words = F.cross_entropy(outputs["words"], batch["words"].to(outputs["words"].device))
+            return self.contrastive(outputs["video"], batch) + self.cfg.text_weight * words
+        return self.contrastive(outputs, batch)
+
+    def contrastive(self, outputs: torch.Tensor, batch: dict) -> torch.Tensor:
         target = batch["target"].to(outputs.device)
         videos, target = _gathered(outputs), _gathered(target)
         text = self.embeddings.to(outputs.device)[target]

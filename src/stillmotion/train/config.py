@@ -89,6 +89,8 @@ class TaskConfig:
     # training labels, sorted. Videos whose label is not among them are left out.
     classes: Optional[list[str]] = None
     text: str = "minilm"  # video_text: the frozen text encoder (see `stillmotion.text.load`)
+    mask_text: float = 0.0  # video_text: share of caption tokens hidden for masked-text prediction (0: off)
+    text_weight: float = 1.0  # video_text: weight of the masked-text loss beside the contrastive one
 
 
 @dataclass

@@ -187,7 +187,7 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)
         self.model = model_for(cfg, self.task.kind, self.task.num_outputs, self.dim, self.grid, self.layers,
-                               self.extra).to(self.device)
+                               self.extra, **self.task.model_extras()).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
         self.ddp = self.model
@@ -212,8 +212,8 @@ class Trainer:
         self.ddp.train()
         b = self._on_device(batch)
         with self._autocast():
-            out = self.ddp(b["tokens"], b["mask"], **self.task.inputs(b))
-        loss = self.task.loss(out.float(), b)
+            out = self.ddp(b["tokens"], b["mask"], **self.task.train_inputs(b))
+        loss = self.task.loss(as_float(out), b)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
@@ -329,6 +329,11 @@ class Trainer:
         if self.left_out:
             print(f"left out {len(self.left_out)} video(s) too short or unlabelled for {self.cfg.task.name} clips of "
                   f"{self.cfg.data.frames} frames: {', '.join(sorted(self.left_out)[:5])}", file=sys.stderr)
+
+
+def as_float(out):
+    """A model's output in float32: a tensor, or a dict of them (a video-text model's)."""
+    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
 
 
 def load_core(model: VideoModel, source: str | Path) -> None:
