@@ -446,7 +446,8 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: guessed)")
     parser.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
-    parser.add_argument("--splits", help="folder of the official split files (ucf101, hmdb51)")
+    parser.add_argument("--splits", help="the official split files: their folder (ucf101, hmdb51, msvd) or the 1k-A "
+                        "test list (msrvtt)")
     parser.add_argument("--split", type=int, default=1, help="official split number (default: %(default)s)")
     parser.add_argument("--labels", help="Something-Something v2 labels JSON")
 

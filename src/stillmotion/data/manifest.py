@@ -22,7 +22,7 @@ class Sample:
     split: str | None = None
     start: float | None = None
     end: float | None = None
-    caption: str | None = None
+    caption: str | list[str] | None = None  # one caption, or several of the same video
     annotations: str | None = None
     extra: dict = field(default_factory=dict)
 

@@ -10,6 +10,9 @@
 | `ssv2` | Something-Something v2: the labels JSON plus the train / validation JSON lists (label = template without brackets) over `ROOT/<id>.webm` |
 | `kinetics` | Kinetics CSV (`label, youtube_id, time_start, time_end[, split]`) over `ROOT/[<label>/]<youtube_id>_<start:06d>_<end:06d>.<ext>` |
 | `diving48` | Diving48 JSON (`vid_name`, `label`, `start_frame`, `end_frame`) over `ROOT/<vid_name>.mp4` |
+| `webvid` | WebVid CSV (`videoid`, `name` = the caption, `page_dir`) over `ROOT/<page_dir>/<videoid>.mp4` (or `ROOT/<videoid>.mp4`); split from the file name (`..._val.csv`: val) |
+| `msrvtt` | MSR-VTT annotations JSON (`videos` with `video_id` and `split`, `sentences` with `video_id` and `caption`: every caption of a video) over `ROOT/<video_id>.mp4`; with `--splits` naming the 1k-A test list (video ids one per line, or the JSFusion CSV with `video_id` and `sentence`), those 1,000 videos are the test split (one caption each, the CSV's) and all others train |
+| `msvd` | MSVD `AllVideoDescriptions.txt` (`<video> <caption>` per line, `#` comments) over `ROOT/<video>.avi`; with `--splits` a folder holding `train_list.txt`, `val_list.txt`, `test_list.txt` (video names one per line) |
 
 A listed video whose file is absent still becomes a Sample at its expected path, so that
 `stillmotion data check` can report it as missing.
@@ -24,7 +27,7 @@ from pathlib import Path
 from stillmotion.data.manifest import Sample, beside, read_manifest
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
-FORMATS = ("folder", "jsonl", "csv", "ucf101", "hmdb51", "ssv2", "kinetics", "diving48")
+FORMATS = ("folder", "jsonl", "csv", "ucf101", "hmdb51", "ssv2", "kinetics", "diving48", "webvid", "msrvtt", "msvd")
 
 
 class ManifestError(ValueError):
@@ -179,6 +182,87 @@ def diving48(json_path: str | Path, root: str | Path, split: str | None = None) 
     return samples
 
 
+def webvid(csv_path: str | Path, root: str | Path) -> list[Sample]:
+    """WebVid's results CSV: one video per row, its `name` the caption."""
+    csv_path, root = Path(csv_path), Path(root)
+    split = "val" if "val" in csv_path.stem else "train"
+    samples = []
+    with open(csv_path, newline="") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), 2):
+            if not row.get("videoid") or not row.get("name"):
+                raise ManifestError(f"{csv_path}:{lineno}: each row needs 'videoid' and 'name' (the caption)")
+            nested = root / (row.get("page_dir") or "") / f"{row['videoid']}.mp4"
+            flat = root / f"{row['videoid']}.mp4"
+            path = nested if nested.exists() or not flat.exists() else flat
+            samples.append(Sample(id=row["videoid"], path=str(path), split=split, caption=row["name"].strip()))
+    return samples
+
+
+def msrvtt(json_path: str | Path, root: str | Path, test_list: str | Path | None = None) -> list[Sample]:
+    """MSR-VTT: every video with all its captions; the 1k-A test list, when given, makes its
+    videos the test split (with the list's caption when it has one) and every other video train."""
+    json_path, root = Path(json_path), Path(root)
+    data = _json(json_path)
+    if not isinstance(data, dict) or "videos" not in data or "sentences" not in data:
+        raise ManifestError(f"{json_path}: not an MSR-VTT annotation file (needs 'videos' and 'sentences')")
+    captions: dict[str, list[str]] = {}
+    for k, s in enumerate(data["sentences"]):
+        if "video_id" not in s or "caption" not in s:
+            raise ManifestError(f"{json_path}: sentence {k} lacks 'video_id' or 'caption'")
+        captions.setdefault(s["video_id"], []).append(s["caption"].strip())
+    names = {"train": "train", "validate": "val", "val": "val", "test": "test"}
+    videos = {v["video_id"]: names.get(v.get("split"), v.get("split")) for v in data["videos"]}
+    chosen: dict[str, str | None] | None = None
+    if test_list is not None:
+        chosen = _msrvtt_test_list(Path(test_list))
+        missing = sorted(set(chosen) - set(videos))
+        if missing:
+            raise ManifestError(f"{test_list}: {len(missing)} videos not in {json_path}, e.g. {missing[0]}")
+    samples = []
+    for vid, split in videos.items():
+        caption = captions.get(vid) or None
+        if chosen is not None:
+            split = "test" if vid in chosen else "train"
+            if vid in chosen and chosen[vid]:
+                caption = [chosen[vid]]
+        samples.append(Sample(id=vid, path=str(root / f"{vid}.mp4"), split=split, caption=caption))
+    return samples
+
+
+def _msrvtt_test_list(path: Path) -> dict[str, str | None]:
+    """video id -> its test caption (None for a plain list of ids)."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or "video_id" not in rows[0]:
+            raise ManifestError(f"{path}: the 1k-A CSV needs a 'video_id' column (and 'sentence')")
+        return {r["video_id"]: (r.get("sentence") or "").strip() or None for r in rows}
+    return {line: None for line in _lines(path)}
+
+
+def msvd(captions_txt: str | Path, root: str | Path, splits: str | Path | None = None) -> list[Sample]:
+    """MSVD: captions grouped by video, in file order; splits from train/val/test_list.txt."""
+    captions_txt, root = Path(captions_txt), Path(root)
+    captions: dict[str, list[str]] = {}
+    for line in _lines(captions_txt):
+        if line.startswith("#"):
+            continue
+        video, _, text = line.partition(" ")
+        if not text.strip():
+            raise ManifestError(f"{captions_txt}: line {line!r} has a video name but no caption")
+        captions.setdefault(video, []).append(text.strip())
+    split_of: dict[str, str] = {}
+    if splits is not None:
+        for name in ("train", "val", "test"):
+            listed = Path(splits) / f"{name}_list.txt"
+            if listed.is_file():
+                split_of |= {line: name for line in _lines(listed)}
+        if not split_of:
+            raise ManifestError(f"{splits}: no train_list.txt, val_list.txt or test_list.txt there")
+    return [Sample(id=v, path=str(root / f"{v}.avi"), split=split_of.get(v), caption=c) for v, c in captions.items()
+            if not split_of or v in split_of]
+
+
 def detect_format(source: str | Path) -> str:
     """Guess the format of a manifest file or folder (the ones that need no other argument)."""
     source = Path(source)
@@ -190,9 +274,15 @@ def detect_format(source: str | Path) -> str:
     if suffix == ".csv":
         with open(source, newline="") as fh:
             header = next(csv.reader(fh), [])
-        return "kinetics" if "youtube_id" in header else "csv"
+        if "youtube_id" in header:
+            return "kinetics"
+        return "webvid" if {"videoid", "name"} <= set(header) else "csv"
+    if source.name == "AllVideoDescriptions.txt":
+        return "msvd"
     if suffix == ".json":
         data = _json(source)
+        if isinstance(data, dict) and {"videos", "sentences"} <= set(data):
+            return "msrvtt"
         first = data[0] if isinstance(data, list) and data else {}
         if isinstance(first, dict) and "vid_name" in first:
             return "diving48"
@@ -227,4 +317,10 @@ def load_samples(source: str | Path, format: str = "auto", root: str | Path | No
     if fmt == "diving48":
         part = "test" if "test" in source.name else "train" if "train" in source.name else None
         return diving48(source, base, part)
+    if fmt == "webvid":
+        return webvid(source, base)
+    if fmt == "msrvtt":
+        return msrvtt(source, base, splits)
+    if fmt == "msvd":
+        return msvd(source, base, splits)
     raise ManifestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
