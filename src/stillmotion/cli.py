@@ -171,6 +171,59 @@ def _stream(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if report.unreadable else 0
 
 
+def _videos(args: argparse.Namespace):
+    from stillmotion.data.sources import load_samples
+
+    return load_samples(args.videos, args.format, root=args.root, splits=args.splits, split=args.split,
+                        labels=args.labels)
+
+
+def _report_failed(failed: list) -> int:
+    for path, why in failed:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else 0
+
+
+def _zeroshot(args: argparse.Namespace) -> int:
+    from stillmotion.videotext import TEMPLATES, open_video_text, zero_shot
+
+    classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    if len(classes) < 2:
+        raise ValueError(f"{args.classes}: give two or more class names, one per line")
+    vt = open_video_text(args.run, step=args.step, device=args.device)
+    result = zero_shot(vt, classes, _videos(args), tuple(args.template or TEMPLATES), progress=not args.quiet)
+    lines = [{"path": s.path, "label": s.label, "top": [[c, round(v, 4)] for c, v in top]}
+             for s, top in result["predictions"]]
+    if args.out:
+        Path(args.out).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for line in lines[: args.show]:
+        print(f"{line['top'][0][0]:<30} {line['top'][0][1]:.3f}  {line['path']}")
+    summary = {k: result[k] for k in ("top1", "top5", "chance_top1", "scored") if k in result}
+    print(json.dumps({"videos": len(lines), **summary}))
+    return _report_failed(result["failed"])
+
+
+def _search(args: argparse.Namespace) -> int:
+    from stillmotion.videotext import open_video_text, search
+
+    vt = open_video_text(args.run, step=args.step, device=args.device)
+    ranked = search(vt, args.query, _videos(args), progress=not args.quiet)
+    for score, sample in ranked[: args.top]:
+        print(f"{score:.4f}  {sample.path}" + (f"  ({sample.caption})" if args.captions and sample.caption else ""))
+    return 0
+
+
+def _choose(args: argparse.Namespace) -> int:
+    from stillmotion.videotext import choose, open_video_text
+
+    vt = open_video_text(args.run, step=args.step, device=args.device)
+    result = choose(vt, _videos(args), progress=not args.quiet)
+    for sample, chosen in result["choices"][: args.show]:
+        print(f"{chosen}  {sample.extra['options'][chosen]}  {sample.path}")
+    print(json.dumps({k: result[k] for k in ("accuracy", "chance", "scored") if k in result}))
+    return _report_failed(result["failed"])
+
+
 def _import_reference(args: argparse.Namespace) -> int:
     from stillmotion.reference.release import import_reference
 
@@ -404,6 +457,49 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     st.set_defaults(func=_stream)
+
+    def video_text_command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help, description=description)
+        command.add_argument("run", help="a video_text run folder (its latest checkpoint) or a checkpoint folder")
+        return command
+
+    def video_text_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("videos", help="a folder or manifest of videos, as for `data check`")
+        command.add_argument("--step", help="which checkpoint of the run: a step number or best (default: the latest)")
+        command.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
+        _add_source_args(command)
+
+    zs = video_text_command(
+        "zeroshot", "classify videos from class names with a video-text run",
+        "Embed each class name (averaged over prompt templates) with the run's frozen text encoder and give each "
+        "video the most similar; with labelled videos, prints top-1 and top-5 accuracy. Video embeddings are kept in "
+        "RUN/embeddings/ for the next command.")
+    zs.add_argument("--classes", required=True, help="a file of class names, one per line")
+    video_text_options(zs)
+    zs.add_argument("--template", action="append", help="a prompt with {} for the class name (repeatable; default: "
+                    "'{}', 'a video of {}.', 'a video showing {}.')")
+    zs.add_argument("--out", help="write each video's five best classes here (JSON lines)")
+    zs.add_argument("--show", type=int, default=10, help="videos to print (default: %(default)s)")
+    zs.set_defaults(func=_zeroshot)
+
+    se = video_text_command(
+        "search", "rank videos by a text query with a video-text run",
+        "Rank the videos of VIDEOS by the cosine similarity of their embeddings with the query's. Video embeddings "
+        "are kept in RUN/embeddings/, so a second query over the same videos reads none of them again.")
+    se.add_argument("query", help="the text to search for, e.g. \"a person jumping\"")
+    video_text_options(se)
+    se.add_argument("--top", type=_positive, default=10, help="videos to print (default: %(default)s)")
+    se.add_argument("--captions", action="store_true", help="print each video's caption from the manifest beside it")
+    se.set_defaults(func=_search)
+
+    ch = video_text_command(
+        "choose", "multiple choice: pick each video's best candidate caption with a video-text run",
+        "For each line of a manifest holding \"options\" (candidate captions) and optionally \"answer\" (the right "
+        "one's index), choose the option most similar to the video; prints the accuracy over answered lines.")
+    video_text_options(ch)
+    ch.add_argument("--show", type=int, default=10, help="choices to print (default: %(default)s)")
+    ch.set_defaults(func=_choose)
 
     from stillmotion.reference.release import ARCHS, SIZES, TASKS
 
