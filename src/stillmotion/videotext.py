@@ -6,7 +6,8 @@ and choose among candidate captions.
     result = zero_shot(vt, ["jumping", "running"], load_samples("videos/"))
 
 A video's embedding is the run's evaluation clip (`data.frames` rows spread from its first to
-its last cached frame) through the core and readout, made unit length. Embeddings are kept in
+its last cached frame) through the core and readout (a harvest run: its decoded, preprocessed
+frames through the trained vision tower), made unit length. Embeddings are kept in
 RUN/embeddings/<checkpoint>.safetensors by video path, so a second search over the same folder
 reads no video and runs no encoder; the tokens come from the run's token cache (videos not in it
 are extracted into it first). Texts go through the run's frozen text encoder (`task.text`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -26,6 +28,7 @@ from stillmotion.model import LoadedModel, load_model
 from stillmotion.text import FrozenTextEncoder, load as load_text
 from stillmotion.train.source import ClipSource
 from stillmotion.video import sampling
+from stillmotion.video.decode import read_frames
 
 #: prompt templates averaged for zero-shot class embeddings ({} is the class name)
 TEMPLATES = ("{}", "a video of {}.", "a video showing {}.")
@@ -53,7 +56,8 @@ class VideoTextRun:
         failed = []
         if todo:
             cfg = self.loaded.cfg
-            cfg = replace(cfg, data=replace(cfg.data, online=False))
+            harvest = cfg.task.tower == "harvest"  # its tower reads pixels: decode them
+            cfg = replace(cfg, data=replace(cfg.data, online=harvest))
             source = ClipSource(cfg, self.loaded.encoder, todo, Path(cfg.data.cache) if cfg.data.cache
                                 else self.run_dir / "cache", progress=progress)
             failed = list(source.failed)
@@ -63,8 +67,13 @@ class VideoTextRun:
                     if s.id not in source.sources:
                         continue
                     rows = sampling.spread(len(source.sources[s.id]), cfg.data.frames).tolist()
-                    tokens = torch.from_numpy(source.store.read(s.id, frames=rows)).float()[None].to(device)
-                    kept[key[s.id]] = F.normalize(model(tokens).float(), dim=-1)[0].cpu()
+                    if harvest:
+                        unique, inverse = np.unique(source.sources[s.id][rows], return_inverse=True)
+                        frames = read_frames(s.path, unique.tolist())[inverse]
+                        x = self.loaded.encoder.preprocess(frames)[None].to(device)
+                    else:
+                        x = torch.from_numpy(source.store.read(s.id, frames=rows)).float()[None].to(device)
+                    kept[key[s.id]] = F.normalize(model(x).float(), dim=-1)[0].cpu()
             store_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = store_path.with_name(store_path.name + ".tmp")
             save_file({k: v.contiguous() for k, v in kept.items()}, str(tmp))

@@ -93,7 +93,12 @@ def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, i
               extra: int = 0, text: tuple[int, int] | None = None) -> VideoModel:
     """The model a run's config describes, for tokens of width `dim` on a `grid` of patches
     (`layers` blocks per frame, `extra` leading tokens each) and a task of `kind` with `outputs`;
-    `text` (hidden width, vocabulary) adds the masked-text decoder of a video-text model."""
+    `text` (hidden width, vocabulary) adds the masked-text decoder of a video-text model. A
+    video-text run with `task.tower=harvest` gets `HarvestTower` (the checkpoint's vision tower)."""
+    if cfg.task.name == "video_text" and cfg.task.tower == "harvest":
+        from stillmotion.model.harvest import HarvestTower, vision_tower
+
+        return HarvestTower(vision_tower(cfg.data.encoder), keep=cfg.task.keep, text=text)
     return VideoModel(dim, kind, outputs, core=cfg.temporal.name, size=cfg.temporal.size, core_kw=dict(cfg.temporal.kw),
                       head=cfg.head.name, mode=cfg.head.mode, heads=cfg.head.heads, queries=cfg.head.queries,
                       max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,

@@ -73,14 +73,20 @@ class VideoModel(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
                 query: torch.Tensor | None = None, text: torch.Tensor | None = None,
-                words_at: torch.Tensor | None = None):
+                words_at: torch.Tensor | None = None, keep: float | None = None):
         """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
         "tokens" (with `hide` (B, T): the frames to replace by the mask token); (B, T, 4) for
         "boxes" from `query` (B, 4); (B, T, P, 3) for "points" from `query` (B, P, 2): x, y and a
         visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth"; (B, T, 9) for "pose";
         (B, E) for "embedding", and with `text` (B, L, H) (a masked caption's frozen token states)
-        and `words_at` (B, L) (its hidden positions) {"video": (B, E), "words": (K, V) logits}."""
+        and `words_at` (B, L) (its hidden positions) {"video": (B, E), "words": (K, V) logits}.
+        `keep` < 1 keeps that share of the patch positions, the same ones in every frame and clip
+        (a video-text model's patch dropping on cached tokens)."""
         x = self.mixed(x)
+        if keep is not None and keep < 1:
+            n = x.shape[2] - self.extra
+            chosen = torch.randperm(n, device=x.device)[:max(1, round(keep * n))].sort().values + self.extra
+            x = torch.cat([x[:, :, :self.extra], x[:, :, chosen]], 2)
         if self.kind == "tokens":
             if hide is not None:
                 x = torch.where(hide[:, :, None, None], self.mask_token.to(x.dtype), x)

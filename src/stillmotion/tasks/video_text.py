@@ -85,11 +85,13 @@ class VideoText(Task):
         return {"text": (self.text.hidden, self.text.vocab_size)} if self.cfg.mask_text > 0 else {}
 
     def train_inputs(self, batch: dict) -> dict:
-        """With `task.mask_text`: each clip's caption with a share of its words hidden, as the
+        """With `task.keep` < 1 on the frozen tower: the share of cached token positions kept.
+        With `task.mask_text`: each clip's caption with a share of its words hidden, as the
         frozen encoder's token states (B, L, H), and where the hidden words are; the words to
         predict go into batch["words"] for the loss."""
+        dropping = {"keep": self.cfg.keep} if self.cfg.keep < 1 and self.cfg.tower == "frozen" else {}
         if self.cfg.mask_text <= 0:
-            return {}
+            return dropping
         ids = self.text.tokenize([self.captions[i] for i in batch["target"].tolist()])
         real = ids["attention_mask"].bool() & ~torch.isin(ids["input_ids"], torch.tensor(sorted(self.text.special_ids),
                                                                                      device=self.text.device))
@@ -99,7 +101,7 @@ class VideoText(Task):
         batch["words"] = ids["input_ids"][hide]
         masked = {**ids, "input_ids": ids["input_ids"].masked_fill(hide, self.text.mask_token_id)}
         device = batch["tokens"].device
-        return {"text": self.text.token_states(masked).to(device).clone(), "words_at": hide.to(device)}
+        return {**dropping, "text": self.text.token_states(masked).to(device).clone(), "words_at": hide.to(device)}
 
     def loss(self, outputs, batch: dict) -> torch.Tensor:
         """Symmetric InfoNCE over the global batch, plus `task.text_weight` x the cross-entropy of

@@ -119,6 +119,9 @@ def from_pretrained(name: str, path: str | Path, **kw) -> FrozenTextEncoder:
                          "(weights must be downloadable or cached), or a local folder with the model and its "
                          "tokenizer") from exc
     pooling, model_class = FAMILIES.get(config.model_type, ("mean", "AutoModel"))
+    if config.model_type == "clip":  # a whole CLIP checkpoint: its text tower with the model's projection width
+        config.text_config.projection_dim = config.projection_dim
+        kw = {**kw, "config": config.text_config}
     model = getattr(transformers, model_class).from_pretrained(str(path), **kw)
     text_config = getattr(config, "text_config", None) or config
     max_length = int(getattr(text_config, "max_position_embeddings", 512) or 512)

@@ -91,6 +91,10 @@ class TaskConfig:
     text: str = "minilm"  # video_text: the frozen text encoder (see `stillmotion.text.load`)
     mask_text: float = 0.0  # video_text: share of caption tokens hidden for masked-text prediction (0: off)
     text_weight: float = 1.0  # video_text: weight of the masked-text loss beside the contrastive one
+    # video_text: frozen (cached tokens -> core -> attentive pooling) | harvest (the image-text model's
+    # vision tower trained over the frames, pixels online: data.online=true)
+    tower: str = "frozen"
+    keep: float = 1.0  # video_text: share of each frame's patches kept in training (harvest: 0.1)
 
 
 @dataclass
@@ -139,6 +143,7 @@ _CHOICES = {
     "data.dtype": ("float16", "float32", "int8"),
     "data.tokens": ("patches", "all"),
     "temporal.input": ("tokens", "diff", "both"),
+    "task.tower": ("frozen", "harvest"),
 }
 
 
@@ -208,6 +213,11 @@ def check(cfg: Config) -> None:
     if (d.tokens == "all" or d.layers > 1) and (d.pool_space or d.pool_channels):
         raise ConfigError("data.pool_space / data.pool_channels: pooling works on one layer of patch tokens; "
                           "leave them unset with data.tokens=all or data.layers > 1")
+    if not 0 < cfg.task.keep <= 1:
+        raise ConfigError(f"task.keep: the share of patches kept must be in (0, 1], got {cfg.task.keep}")
+    if cfg.task.tower == "harvest" and (cfg.task.name != "video_text" or not d.online):
+        raise ConfigError("task.tower=harvest trains the vision tower on pixels: it needs task.name=video_text and "
+                          "data.online=true")
     if d.layers > 1 and cfg.task.name == "masked_tokens":
         raise ConfigError("data.layers: masked_tokens rebuilds one layer's tokens; use data.layers=1")
 

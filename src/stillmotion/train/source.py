@@ -90,11 +90,14 @@ class ClipSource:
         return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train, task=task)
 
     def tokens(self, batch: dict, device: torch.device) -> torch.Tensor:
-        """The batch's tokens (B, T, N, D) on `device`: read from the cache, or encoded now."""
+        """The batch's tokens (B, T, N, D) on `device`: read from the cache, or encoded now; for a
+        model that reads pixels itself (a harvest tower), its normalized pixels (B, T, 3, S, S)."""
         if "tokens" in batch:
             return batch["tokens"].to(device, non_blocking=True)
         pixels = batch["pixels"]
         b, t = pixels.shape[:2]
+        if self.cfg.task.tower == "harvest":
+            return self.encoder.normalize_crops(pixels.flatten(0, 1)).view(b, t, 3, *pixels.shape[2:4]).to(device)
         tokens = pool_tokens(self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1))),
                              self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
         # encode() runs in inference mode; a clone is an ordinary tensor that autograd may save
