@@ -1,6 +1,7 @@
 """The video_text task: the caption suite's order-dependent captions, segment sampling, the
 contrastive loss, retrieval metrics, and an order-blind tower held at exactly 0.5 pair accuracy."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,34 @@ def test_masked_text_prediction_hides_words_and_predicts_them_from_the_video():
     assert model.text_decoder.out.weight.grad.abs().sum() > 0 and model.core.parameters().__next__().grad is not None
     with torch.no_grad():  # evaluation reads the video alone
         assert model(batch["tokens"], batch["mask"]).shape == (2, 384)
+
+
+def test_two_processes_train_the_same_model_as_one(tmp_path):
+    """The contrastive loss gathers every rank's videos with their gradients: 2 ranks of 2 clips
+    see the same 4 x 4 similarities as 1 process of 4, and end with the same weights."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from stillmotion.train import checkpoint
+
+    manifest = generate_caption_suite(tmp_path / "suite", CaptionSuiteConfig(train=4, val=2, frames=8, size=64),
+                                      progress=False)
+    overrides = [f"data.train={manifest}", "data.size=64", f"data.cache={tmp_path / 'cache'}",
+                 "temporal.kw.hidden=16", "train.steps=3", "train.batch_size=4", "train.eval_every=100",
+                 "train.checkpoint_every=100"]
+    base = [str(REPO / "configs/cpu/video_text.yaml"), *overrides, "--quiet"]
+    one = subprocess.run([sys.executable, "-m", "stillmotion.cli", "train", *base, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "stillmotion.cli", "train", *base, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env)
+    assert two.returncode == 0, two.stderr
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert a["val"] == pytest.approx(b["val"], abs=1e-5)
+    wa, wb = (load_file(str(checkpoint.latest(tmp_path / d) / "model.safetensors")) for d in ("one", "two"))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
