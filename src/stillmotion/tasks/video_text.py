@@ -92,6 +92,9 @@ class VideoText(Task):
         dropping = {"keep": self.cfg.keep} if self.cfg.keep < 1 and self.cfg.tower == "frozen" else {}
         if self.cfg.mask_text <= 0:
             return dropping
+        device = batch["tokens"].device
+        if self.text.device != device:  # the frozen text tower runs where the model trains
+            self.text.to(device)
         ids = self.text.tokenize([self.captions[i] for i in batch["target"].tolist()])
         real = ids["attention_mask"].bool() & ~torch.isin(ids["input_ids"], torch.tensor(sorted(self.text.special_ids),
                                                                                      device=self.text.device))
@@ -100,7 +103,6 @@ class VideoText(Task):
         hide[torch.arange(len(hide)), first] |= real[torch.arange(len(hide)), first]
         batch["words"] = ids["input_ids"][hide]
         masked = {**ids, "input_ids": ids["input_ids"].masked_fill(hide, self.text.mask_token_id)}
-        device = batch["tokens"].device
         return {**dropping, "text": self.text.token_states(masked).to(device).clone(), "words_at": hide.to(device)}
 
     def loss(self, outputs, batch: dict) -> torch.Tensor:
