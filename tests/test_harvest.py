@@ -98,3 +98,33 @@ def test_a_harvest_run_trains_on_pixels_evaluates_and_is_refused_on_cached_token
     assert len(ranked) == 4
     with pytest.raises(ConfigError, match="data.online=true"):
         load_config(None, [s for s in settings if s != "data.online=true"])
+
+
+def test_an_image_text_model_as_is_classifies_videos_zero_shot(clip_folder, tmp_path, capsys):
+    import numpy as np
+
+    from stillmotion.cli import main
+    from stillmotion.video import sampling
+    from stillmotion.video.decode import read_frames
+    from stillmotion.videotext import class_embeddings, open_video_text, zero_shot
+
+    manifest = generate_caption_suite(tmp_path / "suite", CaptionSuiteConfig(train=2, val=1, frames=6, size=64),
+                                      progress=False)
+    samples = read_manifest(manifest)
+    vt = open_video_text(str(clip_folder), device="cpu")  # not a run: the checkpoint as is
+    found, videos, failed = vt.videos(samples, progress=False)
+    assert len(found) == 6 and not failed
+    ref = transformers.CLIPModel.from_pretrained(clip_folder).eval()
+    for s, got in zip(found, videos):
+        frames = read_frames(s.path)[sampling.spread(6, 8)]
+        with torch.no_grad():
+            pixels = vt.loaded.encoder.preprocess(np.ascontiguousarray(frames))
+            each = ref.visual_projection(ref.vision_model(pixel_values=pixels).pooler_output)
+        want = torch.nn.functional.normalize(torch.nn.functional.normalize(each, dim=-1).mean(0), dim=0)
+        assert torch.allclose(got, want, atol=1e-5)
+    names = ["red disc", "blue square", "green diamond"]
+    result = zero_shot(vt, names, samples, progress=False)
+    best = (videos @ class_embeddings(vt, names).T).argmax(1).tolist()
+    assert [top[0][0] for _, top in result["predictions"]] == [names[i] for i in best]
+    assert main(["search", "no-such-model-anywhere", "a red disc", str(manifest), "--quiet"]) == 2
+    assert "cannot load image-text model 'no-such-model-anywhere'" in capsys.readouterr().err

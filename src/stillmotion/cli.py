@@ -460,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def video_text_command(name: str, help: str, description: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help, description=description)
-        command.add_argument("run", help="a video_text run folder (its latest checkpoint) or a checkpoint folder")
+        command.add_argument("run", help="a video_text run folder (its latest checkpoint) or a checkpoint folder; or "
+                             "an image-text model used as is (clip-b16, siglip-b, a hub id or folder): its vision tower "
+                             "over 8 frames, averaged, and its text tower")
         return command
 
     def video_text_options(command: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """Using a trained video-text run: videos and texts in one space, to search, classify zero-shot
 and choose among candidate captions.
 
-    vt = open_video_text("runs/video_text")
+    vt = open_video_text("runs/video_text")            # or an image-text model as is: "clip-b16"
     ranked = search(vt, "the red disc goes left", load_samples("videos/"))      # [(score, sample)]
     result = zero_shot(vt, ["jumping", "running"], load_samples("videos/"))
 
@@ -15,6 +15,7 @@ are extracted into it first). Texts go through the run's frozen text encoder (`t
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from stillmotion.data.manifest import Sample
 from stillmotion.model import LoadedModel, load_model
 from stillmotion.text import FrozenTextEncoder, load as load_text
+from stillmotion.train import checkpoint
 from stillmotion.train.source import ClipSource
 from stillmotion.video import sampling
 from stillmotion.video.decode import read_frames
@@ -84,12 +86,34 @@ class VideoTextRun:
 
 
 def open_video_text(run: str | Path, step: int | str | None = None, device: str | None = None) -> VideoTextRun:
-    """A trained video_text run (its latest checkpoint, or `step`) with its text encoder."""
+    """A trained video_text run (its latest checkpoint, or `step`) with its text encoder; or,
+    given anything that is not a run, an image-text model as is (`image_text_model`)."""
+    path = Path(run)
+    if not ((path / "checkpoints").is_dir() or (path / checkpoint.CONFIG).is_file()):  # not a run: a model
+        return image_text_model(str(run), device=device)
     loaded = load_model(run, device=device, step=step)
     if loaded.kind != "embedding":
         raise ValueError(f"{run}: a {loaded.cfg.task.name} run; search, zero-shot and choices need a video_text run "
                          "(stillmotion train configs/cpu/video_text.yaml ...)")
     return VideoTextRun(loaded, load_text(loaded.cfg.task.text))
+
+
+def image_text_model(name: str, frames: int = 8, device: str | None = None) -> VideoTextRun:
+    """An image-text checkpoint (`clip-b16`, `siglip-b`, a hub id or a folder) as a video-text
+    model with no video training: its vision tower over `frames` frames spread over each video,
+    every patch kept, the frames' embeddings averaged; its own text tower. The baseline that
+    post-pretraining must beat. Video embeddings are kept in a temporary folder."""
+    from stillmotion.encoders import load as load_encoder
+    from stillmotion.model.harvest import HarvestTower, vision_tower
+    from stillmotion.train.config import load_config
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = load_config(None, ["data.train=none", "data.online=true", f"data.encoder={name}", f"data.frames={frames}",
+                             "task.name=video_text", f"task.text={name}", "task.tower=harvest"])
+    model = HarvestTower(vision_tower(name), keep=1.0).to(device).eval()
+    work = Path(tempfile.mkdtemp(prefix="stillmotion-image-text-"))
+    loaded = LoadedModel(load_encoder(name, device=device), model, cfg, "embedding", [], work / "checkpoints" / "as-is")
+    return VideoTextRun(loaded, load_text(name, device=device))
 
 
 def search(vt: VideoTextRun, query: str, samples: list[Sample], top: int | None = None,

@@ -89,7 +89,11 @@ def vision_tower(name: str, size: int | None = None) -> nn.Module:
     from stillmotion.encoders.hf import SHORT_NAMES
 
     hub_id = SHORT_NAMES.get(name, name)
-    config = transformers.AutoConfig.from_pretrained(hub_id)
+    try:
+        config = transformers.AutoConfig.from_pretrained(hub_id)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load image-text model {name!r} ({hub_id}): {exc}. Give a known name (clip-b16, "
+                         "siglip-b, ...), a Hugging Face hub id or a local model folder") from exc
     model_type = getattr(getattr(config, "vision_config", None), "model_type", None) or config.model_type
     if model_type.startswith("clip"):
         vision = getattr(config, "vision_config", None) or config
