@@ -59,3 +59,21 @@ def test_shipped_configs_load(tmp_path):
     for path in configs:
         cfg = load_config(path, ["data.train=videos/"])
         assert cfg.train.steps >= 1
+
+
+def test_collectives_use_the_gpu_under_nccl_and_the_cpu_otherwise(monkeypatch):
+    import torch
+
+    from stillmotion import dist
+
+    assert dist.reduce_device() == torch.device("cpu")  # no process group
+    monkeypatch.setattr(dist.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist.dist, "get_backend", lambda: "gloo")
+    assert dist.reduce_device() == torch.device("cpu")
+    monkeypatch.setattr(dist.dist, "get_backend", lambda: "nccl")
+    monkeypatch.setattr(dist.torch.cuda, "current_device", lambda: 3)
+    assert dist.reduce_device() == torch.device("cuda", 3)
+    calls = []
+    monkeypatch.setattr(dist.dist, "barrier", lambda **kw: calls.append(kw))
+    dist.barrier()
+    assert calls == [{"device_ids": [3]}]

@@ -31,25 +31,36 @@ def current() -> Rank:
 
 
 def start(backend: str = "gloo") -> Rank:
-    """Join the process group when started by torchrun (a no-op for one process)."""
+    """Join the process group when started by torchrun (a no-op for one process). Under NCCL
+    each rank first takes its own GPU (LOCAL_RANK), so its collectives run there."""
     here = current()
     if here.world > 1 and not dist.is_initialized():
+        if backend == "nccl":
+            torch.cuda.set_device(here.local_rank)
         dist.init_process_group(backend)
     return here
 
 
+def reduce_device() -> torch.device:
+    """Where tensors for collectives must live: this rank's GPU under NCCL, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def barrier() -> None:
     if dist.is_initialized():
-        dist.barrier()
+        device = reduce_device()
+        dist.barrier(device_ids=[device.index]) if device.type == "cuda" else dist.barrier()
 
 
 def sum_over_ranks(values: list[float]) -> list[float]:
     """Element-wise sum of `values` over all ranks (the values themselves for one process)."""
     if not dist.is_initialized():
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=reduce_device())
     dist.all_reduce(t)
-    return t.tolist()
+    return t.cpu().tolist()
 
 
 def mean_over_ranks(value: float) -> float:
