@@ -122,6 +122,28 @@ def test_the_parallel_scan_equals_the_loop(chunk):
         assert torch.allclose(y_par, y_loop, atol=1e-5) and torch.allclose(h_par, h_loop, atol=1e-5)
 
 
+def test_the_parallel_scan_recomputes_its_chunks_in_backward_with_the_same_gradients():
+    from stillmotion.temporal.scan import selective_scan_loop, selective_scan_parallel
+
+    inputs = [t.clone().requires_grad_(t.is_floating_point()) for t in _scan_inputs()[:6]]
+    grads, saved = {}, {}
+    for name, run in (("loop", lambda: selective_scan_loop(*inputs)),
+                      ("kept", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=False)),
+                      ("recomputed", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=True))):
+        sizes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+            y, h = run()
+        (y.square().sum() + h.sum()).backward()
+        grads[name] = [t.grad.clone() for t in inputs]
+        saved[name] = sum(sizes)
+        for t in inputs:
+            t.grad = None
+    for name in ("kept", "recomputed"):
+        assert all(torch.allclose(g, w, atol=1e-4) for g, w in zip(grads[name], grads["loop"]))
+    # what backward keeps: the (B, chunk, E, S) doubling tensors without recomputation, far less with
+    assert saved["recomputed"] * 4 < saved["kept"], saved
+
+
 def test_tmm_is_advises_resnet3d_stage_at_base_size():
     d, inner, out = 768, 256, 512
     bn = 2 * (inner + inner + out + out)  # BatchNorm scales and shifts, shortcut's included
