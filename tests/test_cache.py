@@ -142,3 +142,28 @@ def test_token_clips_read_view_zero_or_draw_a_view_per_key_when_augmenting(tmp_p
     assert seen == {0, 1, 2}
     again = [TokenClips(store, clips, key="0/7", augment=True)[0]["tokens"] for _ in range(2)]
     assert torch.equal(*again)
+
+
+def test_a_cache_records_the_precision_its_tokens_were_computed_in(tmp_path, encoder64, monkeypatch):
+    import json as _json
+
+    import torch as _torch
+
+    from stillmotion.cache.extract import ExtractConfig, cache_meta
+    from stillmotion.cache.store import CacheMismatchError, TokenStore
+
+    cpu = cache_meta(encoder64, ExtractConfig())
+    assert cpu["compute"] == "float32"
+    TokenStore(tmp_path / "c", cpu)
+    # a cache written before the key existed holds float32 tokens: it still opens on the CPU
+    meta_file = tmp_path / "c" / "meta.json"
+    old = _json.loads(meta_file.read_text())
+    old.pop("compute")
+    meta_file.write_text(_json.dumps(old))
+    TokenStore(tmp_path / "c", cpu)
+    # the same encoder on a GPU computes in bf16 autocast: that cache is refused, saying why
+    monkeypatch.setattr(type(encoder64), "device", property(lambda self: _torch.device("cuda", 0)))
+    gpu = cache_meta(encoder64, ExtractConfig())
+    assert gpu["compute"] == "bfloat16" and gpu["fingerprint"] == cpu["fingerprint"]
+    with pytest.raises(CacheMismatchError, match="compute: cache has 'float32', asked for 'bfloat16'"):
+        TokenStore(tmp_path / "c", gpu)

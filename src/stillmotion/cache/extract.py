@@ -75,13 +75,20 @@ def cache_meta(encoder: FrozenEncoder, cfg: ExtractConfig = ExtractConfig()) -> 
                          "--pool-channels unset with all tokens or several layers")
     grid, dim = pooled_shape(encoder.grid, encoder.dim, cfg.pool_space, cfg.pool_channels)
     meta = {
-        "fingerprint": encoder.fingerprint, **encoder.settings(), "dtype": cfg.dtype, "fps": cfg.fps,
+        "fingerprint": encoder.fingerprint, **encoder.settings(), "compute": compute_precision(encoder),
+        "dtype": cfg.dtype, "fps": cfg.fps,
         "views": 1 + cfg.views, "pool_space": cfg.pool_space, "pool_channels": cfg.pool_channels,
         "token_grid": list(grid), "token_dim": dim,
     }
     if cfg.views:
         meta["view_seed"] = cfg.seed
     return meta
+
+
+def compute_precision(encoder: FrozenEncoder) -> str:
+    """The precision the encoder computes in: bf16 autocast on CUDA (`FrozenEncoder.encode`),
+    float32 elsewhere. Tokens of the two differ by rounding, so a cache records which it holds."""
+    return "bfloat16" if encoder.device.type == "cuda" else "float32"
 
 
 def default_workers(device: torch.device) -> int:

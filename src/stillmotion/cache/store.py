@@ -27,7 +27,7 @@ from safetensors.numpy import save_file
 from stillmotion.cache.quantize import dequantize_int8, quantize_int8
 
 DTYPES = ("float16", "float32", "int8")
-_DEFAULTS = {"dtype": "float16", "views": 1}  # what a meta without these keys means
+_DEFAULTS = {"dtype": "float16", "views": 1, "compute": "float32"}  # what a meta without these keys means
 _NUMPY = {"float16": np.float16, "float32": np.float32}
 
 
@@ -67,9 +67,9 @@ class TokenStore:
     def _check(self, meta: dict) -> None:
         wanted = {**_DEFAULTS, **meta}
         diff = [
-            f"{k}: cache has {self.meta.get(k)!r}, asked for {v!r}"
+            f"{k}: cache has {self.meta.get(k, _DEFAULTS.get(k))!r}, asked for {v!r}"
             for k, v in sorted(wanted.items())
-            if _jsonable(self.meta.get(k)) != _jsonable(v)
+            if _jsonable(self.meta.get(k, _DEFAULTS.get(k))) != _jsonable(v)
         ]
         if diff:
             raise CacheMismatchError(
