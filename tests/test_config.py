@@ -77,3 +77,47 @@ def test_collectives_use_the_gpu_under_nccl_and_the_cpu_otherwise(monkeypatch):
     monkeypatch.setattr(dist.dist, "barrier", lambda **kw: calls.append(kw))
     dist.barrier()
     assert calls == [{"device_ids": [3]}]
+
+
+def test_every_extract_command_in_a_config_makes_a_cache_the_config_accepts(tmp_path, capsys):
+    """The commands in the configs' comments, run with the embedded encoder in place of theirs
+    on two small videos: the caches they write open under the config's own settings."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import numpy as np
+
+    from stillmotion.cache.extract import ExtractConfig, cache_meta
+    from stillmotion.cache.store import TokenStore
+    from stillmotion.cli import main
+    from stillmotion.encoders import encoder_options, load
+    from stillmotion.video.write import write_video
+
+    videos = tmp_path / "videos"
+    for i in range(2):
+        write_video(videos / f"v{i}.mp4", np.random.default_rng(i).integers(0, 255, (6, 48, 64, 3), dtype=np.uint8),
+                    fps=12)
+    found = 0
+    for path in sorted(Path(__file__).parent.parent.glob("configs/**/*.yaml")):
+        text = re.sub(r"\\\n#\s*", " ", path.read_text())  # join continued comment lines
+        for line in re.findall(r"^#\s*stillmotion extract (.*)$", text, re.M):
+            words = shlex.split(line)[1:]  # the flags after the source
+            flags, skip = [], False
+            for word in words:
+                if skip:
+                    skip = False
+                    continue
+                if word in ("--labels", "--encoder", "--out"):  # the source's own files, the encoder, the output
+                    skip = True
+                    continue
+                flags.append(word)
+            out = tmp_path / f"cache-{path.stem}"
+            assert main(["extract", str(videos), "--encoder", "efficientnet-lite0", "--out", str(out), "--quiet",
+                         *flags]) == 0, capsys.readouterr().err
+            d = load_config(path, ["data.train=x"]).data
+            encoder = load("efficientnet-lite0", **encoder_options(d.size, d.tokens, d.layers))
+            TokenStore(out, cache_meta(encoder, ExtractConfig(fps=d.fps, views=d.views, pool_space=d.pool_space,
+                                                              pool_channels=d.pool_channels, dtype=d.dtype)))
+            found += 1
+    assert found >= 2
