@@ -6,13 +6,16 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= stillmotion-demo
 
-.PHONY: demo test install clean
+.PHONY: demo test gpu-test install clean
 
 demo: $(VENV)/.installed
 	$(BIN)/stillmotion demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+gpu-test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m cuda
 
 install: $(VENV)/.installed
 

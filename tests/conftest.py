@@ -21,6 +21,16 @@ REAL_CLIP_FRAMES = {
 }
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` skip, saying so, where no GPU is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run `make gpu-test` on a machine with one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def real_clips() -> Path:
     if not REAL_CLIPS.is_dir():

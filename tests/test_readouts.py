@@ -56,6 +56,21 @@ def test_every_readout_streams_as_its_clip_forward_over_mixed_layers(kind, name,
     assert torch.allclose(streamed, clip, atol=1e-5), (streamed - clip).abs().max()
 
 
+@pytest.mark.parametrize("kind,name", sorted(READOUTS))
+def test_every_readout_trains_under_bf16_autocast(kind, name):
+    """The trainer's CUDA setting, on the CPU: forward under bf16 autocast, loss in float32."""
+    if kind == "tokens":
+        model = VideoModel(DIM, "tokens", 0, core="gru", size="tiny", head=name, grid=GRID)
+        x = torch.randn(2, 3, 4, DIM)
+    else:
+        model = _model(kind, name).train()
+        x = torch.randn(2, 3, LAYERS * (EXTRA + GRID[0] * GRID[1]), DIM)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, query=_query(kind))
+    out.float().square().mean().backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_the_mix_is_trained_in_front_of_the_core_and_grid_readouts_read_patches_only():
     model = _model("boxes", "ours")
     assert "mix.interm_mlps.1.bn.weight" in model.state_dict() and model.patches_only

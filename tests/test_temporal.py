@@ -42,6 +42,19 @@ def test_outputs_on_real_frames_ignore_end_padding(name):
     assert torch.allclose(core(padded, mask)[:, :4], core(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_core_trains_under_bf16_autocast(name):
+    """The trainer's CUDA setting, on the CPU: bf16 autocast must not meet an op that takes one
+    dtype with two (a gate's lerp did, in GMMix)."""
+    torch.manual_seed(0)
+    core = build(name, 16, size="tiny")
+    x = torch.randn(2, 5, 4, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = core(x)
+    y.float().square().mean().backward()
+    assert y.shape == (2, 5, 4, core.out_dim) and torch.isfinite(x.grad).all()
+
+
 def test_mean_core_is_the_running_mean_and_blind_to_order():
     core = build("mean", 4)
     x = torch.randn(2, 6, 3, 4)

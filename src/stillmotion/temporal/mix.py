@@ -35,7 +35,9 @@ class MambaMix(TemporalCore):
         gate = self.gates[i]  # W [z ; h] + b, as W_z z + W_h h + b without building [z ; h]
         w_z, w_h = gate.weight.split(z.shape[-1], dim=1)
         u = torch.sigmoid(torch.addmm(gate.bias, h.flatten(0, -2), w_h.T).view_as(z) + z @ w_z.T)
-        return torch.lerp(z, h, u)  # (1 - u) * z + u * h
+        # (1 - u) * z + u * h; lerp takes one dtype, and under bf16 autocast the gate comes out in
+        # bf16 beside the blocks' float32 outputs
+        return torch.lerp(z, h.to(z.dtype), u.to(z.dtype))
 
     def forward(self, x, mask=None):
         b, t, n, _ = x.shape
