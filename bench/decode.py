@@ -1,5 +1,5 @@
 """Decoding speed: frames/s for uniform-16 and random-10 access vs a full sequential decode,
-per backend, on the real clips (../shared/data/real-clips by default). All figures come from one
+per backend, on the real clips (tests/data/real-clips by default). All figures come from one
 run, side by side. Ends with key=value lines.
 
     python bench/decode.py [CLIPS_DIR] [--repeats N]
@@ -17,7 +17,7 @@ from stillmotion.video import probe, read_frames
 from stillmotion.video.backends import torchcodec_available
 from stillmotion.video.sampling import random_window, uniform
 
-DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-clips"
+DEFAULT_CLIPS = Path(__file__).resolve().parents[1] / "tests" / "data" / "real-clips"
 
 
 def _timed(fn, repeats: int) -> float:

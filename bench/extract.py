@@ -34,7 +34,7 @@ from stillmotion.data.manifest import Sample
 from stillmotion.encoders import load
 from stillmotion.runtime import keep_freed_memory, set_threads
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-clips"
+CLIPS = Path(__file__).resolve().parents[1] / "tests" / "data" / "real-clips"
 
 
 def decode_only(pool, samples, size, cfg):

@@ -11,7 +11,7 @@ elsewhere if they live elsewhere). Without them the bench prints why and exits 0
   clips by file (`data.val_fraction` 0.2; split 0, the same on every machine) and score on it;
   the `mean` core, blind to frame order, beside each.
 - other: the same configs trained on all 67 clips and scored on footage of another kind: the
-  five clips of ../shared/data/real-clips (other cameras, subjects, frame rates and lengths).
+  five clips of tests/data/real-clips (other cameras, subjects, frame rates and lengths).
 - boxes: box tracking on 20 of the clips whose objects we boxed by hand
   (bench/data/real_video_boxes.json: 8 keyframes a clip). A fixed half trains (boxes between
   keyframes interpolated linearly), the other half is scored streamed over each whole clip,
@@ -43,7 +43,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = Path(os.environ.get("STILLMOTION_REAL_VIDEOS", SHARED / "real-videos"))
-OTHER = SHARED / "real-clips"
+OTHER = REPO / "tests" / "data" / "real-clips"
 BOXES = REPO / "bench" / "data" / "real_video_boxes.json"
 
 

@@ -35,7 +35,7 @@ from stillmotion.video.decode import read_frames
 from stillmotion.video.write import write_video
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO.parent / "shared" / "data" / "real-clips" / "clip_h264_340x256_30fps.mp4"
+CLIP = REPO / "tests" / "data" / "real-clips" / "clip_h264_340x256_30fps.mp4"
 CORES = {"gru": [], "rvm": ["temporal.size=small"], "gmmix": ["temporal.size=small"]}
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--clip", default=str(CLIP), help="the video streamed (default: a real 340x256 clip)")
     args = parser.parse_args()
     if not Path(args.clip).is_file():
-        sys.exit(f"skipped: {args.clip} not found (shared/data/real-clips beside the repository, or give --clip)")
+        sys.exit(f"skipped: {args.clip} not found (give --clip)")
     runtime.set_threads(None)
     print(f"# {torch.get_num_threads()} threads; {args.frames} frames of {Path(args.clip).name}; {args.repeat} rounds")
     with tempfile.TemporaryDirectory() as tmp:

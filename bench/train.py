@@ -34,7 +34,7 @@ def clips_per_second(trainer: Trainer, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", default=str(REPO.parent / "shared" / "data" / "real-clips"))
+    parser.add_argument("--videos", default=str(REPO / "tests" / "data" / "real-clips"))
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--core", default="gru")
     args = parser.parse_args()

@@ -9,9 +9,9 @@ import torch
 torch.set_num_threads(2)
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_CLIPS = REPO.parent / "shared" / "data" / "real-clips"
+REAL_CLIPS = REPO / "tests" / "data" / "real-clips"  # five real clips kept in the repository (Apache-2.0)
 
-#: frame counts of a full sequential decode, from shared/data/real-clips/README.md
+#: frame counts of a full sequential decode, from tests/data/real-clips/README.md
 REAL_CLIP_FRAMES = {
     "arm_wrestling_h264_340x256.mp4": 280,
     "people_h264_340x256_6fps.mp4": 57,
@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def real_clips() -> Path:
     if not REAL_CLIPS.is_dir():
-        pytest.skip(f"{REAL_CLIPS} not found (shared/ must sit beside the repository)")
+        pytest.skip(f"{REAL_CLIPS} not found (the repository's test clips are missing)")
     return REAL_CLIPS
 
 
