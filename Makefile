@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= stillmotion-demo
 
-.PHONY: demo test gpu-test install clean
+.PHONY: demo test gpu-test gpu-bench install clean
 
 demo: $(VENV)/.installed
 	$(BIN)/stillmotion demo --out $(DEMO_OUT)
@@ -16,6 +16,9 @@ test: $(VENV)/.installed
 
 gpu-test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m cuda
+
+gpu-bench: $(VENV)/.installed
+	$(BIN)/python bench/gpu.py
 
 install: $(VENV)/.installed
 

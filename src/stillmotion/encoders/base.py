@@ -69,19 +69,19 @@ class FrozenEncoder(nn.Module):
         return normalize(x, self.mean, self.std)
 
     @torch.inference_mode()
-    def encode(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Normalized pixels (B, 3, S, S) -> patch tokens (B, N, D) float32 on the CPU.
-
-        Runs in batches; on CUDA under bf16 autocast.
+    def encode(self, pixels: torch.Tensor, batch_size: int = 64, out: str | torch.device = "cpu") -> torch.Tensor:
+        """Normalized pixels (B, 3, S, S) -> patch tokens (B, N, D) float32 on `out` (the CPU,
+        where the cache writer wants them; the encoder's device for a training step that uses
+        them there). Runs in batches; on CUDA under bf16 autocast.
         """
-        out = []
+        parts = []
         device = self.device
         for chunk in pixels.split(batch_size):
             chunk = chunk.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 tokens = self(chunk)
-            out.append(tokens.float().cpu())
-        return torch.cat(out)
+            parts.append(tokens.float().to(out))
+        return torch.cat(parts)
 
     def encode_frames(self, frames: np.ndarray, batch_size: int = 64) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) -> tokens (T, N, D)."""

@@ -98,10 +98,10 @@ class ClipSource:
         b, t = pixels.shape[:2]
         if self.cfg.task.tower == "harvest":
             return self.encoder.normalize_crops(pixels.flatten(0, 1)).view(b, t, 3, *pixels.shape[2:4]).to(device)
-        tokens = pool_tokens(self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1))),
+        tokens = pool_tokens(self.encoder.encode(self.encoder.normalize_crops(pixels.flatten(0, 1)), out=device),
                              self.encoder.grid, self.cfg.data.pool_space, self.cfg.data.pool_channels)
         # encode() runs in inference mode; a clone is an ordinary tensor that autograd may save
-        return tokens.view(b, t, *tokens.shape[1:]).to(device).clone()
+        return tokens.view(b, t, *tokens.shape[1:]).clone()
 
     def on_device(self, batch: dict, device: torch.device) -> dict:
         """The batch's tensors on `device`, with its tokens (B, T, N, D) under "tokens"."""
