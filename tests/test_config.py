@@ -39,7 +39,7 @@ def test_errors_name_the_key(tmp_path, text, overrides, key):
 def test_override_without_equals_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["data.train"])
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.yaml")
 
 

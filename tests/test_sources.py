@@ -55,7 +55,7 @@ def test_ucf101_official_split_files(tmp_path):
 def test_hmdb51_split_codes(tmp_path):
     (tmp_path / "brush_hair_test_split1.txt").write_text("a.avi 1\nb.avi 2\nc.avi 0\n")
     (tmp_path / "cartwheel_test_split1.txt").write_text("d e.avi 2\n")
-    samples = src.hmdb51(tmp_path / "videos", tmp_path, split=1)
+    samples = src.hmdb51(tmp_path / "videos", tmp_path, fold=1)
     assert [(s.label, s.split, s.id) for s in samples] == [
         ("brush_hair", "train", "brush_hair/a"), ("brush_hair", "test", "brush_hair/b"), ("cartwheel", "test", "cartwheel/d e")]
     assert samples[2].path.endswith("videos/cartwheel/d e.avi")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from stillmotion.cache.store import CacheMismatchError, TokenStore
+from stillmotion.errors import UsageError
 from stillmotion.failures import EXIT_SOME_FAILED, write_failures
 from stillmotion.video.errors import VideoDecodeError
 
@@ -38,8 +38,8 @@ def _data_check(args: argparse.Namespace) -> int:
     from stillmotion.data.check import check_samples
     from stillmotion.data.sources import load_samples
 
-    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
-                           labels=args.labels)
+    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, fold=args.fold,
+                           labels=args.labels, split=args.split)
     report = check_samples(samples, workers=args.workers, progress=not args.quiet)
     print(report.format())
     if args.json:
@@ -78,6 +78,7 @@ def _extract(args: argparse.Namespace) -> int:
     from stillmotion import dist, runtime
     from stillmotion.cache.decoding import decode_pool
     from stillmotion.cache.extract import ExtractConfig, cache_meta, default_batch, default_workers, extract
+    from stillmotion.cache.store import TokenStore
     from stillmotion.data.sources import load_samples
     from stillmotion.encoders import encoder_options, load
 
@@ -91,8 +92,8 @@ def _extract(args: argparse.Namespace) -> int:
                         dtype=_DTYPE_NAMES[args.dtype], seed=args.seed,
                         batch_frames=args.batch_frames or default_batch(device),
                         workers=workers, compile=args.compile)
-    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, split=args.split,
-                           labels=args.labels)
+    samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, fold=args.fold,
+                           labels=args.labels, split=args.split)
     with decode_pool(workers) as pool:  # the workers start while the encoder loads
         encoder = load(args.encoder, device=str(device), **encoder_options(args.size, args.tokens, args.layers))
         store = TokenStore(args.out, cache_meta(encoder, cfg))
@@ -134,10 +135,13 @@ def _token_layout(store) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from stillmotion.train.config import load_config
+    from stillmotion.train.config import load_config, to_yaml
     from stillmotion.train.trainer import train
 
     cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     result = train(cfg, out, progress=not args.quiet)
     if dist_main():
@@ -174,8 +178,8 @@ def _stream(args: argparse.Namespace) -> int:
 def _videos(args: argparse.Namespace):
     from stillmotion.data.sources import load_samples
 
-    return load_samples(args.videos, args.format, root=args.root, splits=args.splits, split=args.split,
-                        labels=args.labels)
+    return load_samples(args.videos, args.format, root=args.root, splits=args.splits, fold=args.fold,
+                        labels=args.labels, split=args.split)
 
 
 def _report_failed(failed: list) -> int:
@@ -189,7 +193,7 @@ def _zeroshot(args: argparse.Namespace) -> int:
 
     classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     if len(classes) < 2:
-        raise ValueError(f"{args.classes}: give two or more class names, one per line")
+        raise UsageError(f"{args.classes}: give two or more class names, one per line")
     vt = open_video_text(args.run, step=args.step, device=args.device)
     result = zero_shot(vt, classes, _videos(args), tuple(args.template or TEMPLATES), progress=not args.quiet)
     lines = [{"path": s.path, "label": s.label, "top": [[c, round(v, 4)] for c, v in top]}
@@ -267,6 +271,41 @@ def _print_result(result: dict, out: Path) -> None:
     print(f"run folder: {out} (metrics.json, log.jsonl, curves.png, tensorboard/, checkpoints/)")
 
 
+def _configs_list(args: argparse.Namespace) -> int:
+    from stillmotion import configs
+
+    for name in configs.names():
+        print(f"{name:<34} {configs.summary(name)}")
+    print(f"\nrun one: stillmotion train NAME data.train=VIDEOS/ (the name alone, e.g. prp); see it: stillmotion configs "
+          f"show NAME; files in {configs.FOLDER}")
+    return 0
+
+
+def _configs_show(args: argparse.Namespace) -> int:
+    from stillmotion import configs
+
+    path = configs.find(args.name)
+    if path is None:
+        raise UsageError(f"no shipped config {args.name!r}; shipped: {', '.join(configs.names())}")
+    print(path.read_text(), end="")
+    return 0
+
+
+def _encoders_list(args: argparse.Namespace) -> int:
+    from stillmotion.encoders.catalog import entries, table
+
+    print(table(entries()))
+    return 0
+
+
+def _cache_info(args: argparse.Namespace) -> int:
+    from stillmotion.cache.info import cache_info, format_info
+
+    info = cache_info(args.cache)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def _temporal_summary(args: argparse.Namespace) -> int:
     from stillmotion.temporal.summary import summary_table
 
@@ -286,8 +325,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from stillmotion import __version__
-    from stillmotion.temporal import REGISTRY as CORES
-    from stillmotion.temporal import SIZES
+    from stillmotion.temporal import REGISTRY as CORES, SIZES
 
     parser = argparse.ArgumentParser(
         prog="stillmotion",
@@ -409,12 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser(
         "train", help="train a temporal core and readout on a task",
-        description="Train from a YAML config (see configs/); key=value overrides any setting, e.g. "
-        "data.train=videos/ temporal.name=gmmix train.steps=300. Rerunning with the same --out resumes "
-        "from the last checkpoint. Writes OUT/metrics.json, log.jsonl, curves.png, tensorboard/ and checkpoints/.")
-    tr.add_argument("config", help="YAML config file")
+        description="Train from a YAML config file or a shipped config by name (`stillmotion configs list`); "
+        "key=value overrides any setting, e.g. data.train=videos/ temporal.name=gmmix train.steps=300. Rerunning "
+        "with the same --out resumes from the last checkpoint. Writes OUT/metrics.json, log.jsonl, curves.png, "
+        "tensorboard/ and checkpoints/.")
+    tr.add_argument("config", help="a YAML config file, or a shipped config's name (prp, cpu/classify, ...)")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's")
     tr.add_argument("--out", help="run folder (default: runs/<config name>)")
+    tr.add_argument("--print-config", action="store_true", help="print the resolved config (file, then overrides, "
+                    "checked) and stop: nothing is run")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=_train)
 
@@ -524,6 +565,32 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--readout-heads", type=_positive, help="the readout's attention heads (default: the release's)")
     imp.set_defaults(func=_import_reference)
 
+    cfgs = sub.add_parser("configs", help="the shipped run configs", description="The run configs shipped with "
+                          "stillmotion: cpu/ for the embedded encoder on a CPU, gpu/ for the papers' settings.")
+    cfgs_sub = cfgs.add_subparsers(dest="configs_command", metavar="COMMAND", required=True)
+    cfgs_sub.add_parser("list", help="every shipped config with what it is for",
+                        description="Every shipped config with what it is for.").set_defaults(func=_configs_list)
+    show = cfgs_sub.add_parser("show", help="print a shipped config", description="Print a shipped config's YAML "
+                               "(copy it to change more than key=value overrides can).")
+    show.add_argument("name", help="its name: prp, cpu/prp or gpu/ssv2_dinov3_gmmix_stream")
+    show.set_defaults(func=_configs_show)
+
+    encs = sub.add_parser("encoders", help="the frozen image encoders", description="The frozen image encoders.")
+    encs_sub = encs.add_subparsers(dest="encoders_command", metavar="COMMAND", required=True)
+    encs_sub.add_parser("list", help="names, widths, grids, sizes and where the weights come from",
+                        description="Every encoder known by name: its model, token width D, token grid at its size, "
+                        "parameters and where its weights come from (a pip package, or the Hugging Face hub: "
+                        "whether this machine's hub cache holds it).").set_defaults(func=_encoders_list)
+
+    cache = sub.add_parser("cache", help="token caches", description="Token caches.")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="COMMAND", required=True)
+    info = cache_sub.add_parser("info", help="what a token cache holds", description="A token cache's encoder and "
+                                "settings, videos, frames, bytes on disk and the videos that could not be read (read "
+                                "from file headers; no tokens are loaded).")
+    info.add_argument("cache", help="the token cache folder")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(func=_cache_info)
+
     temporal = sub.add_parser("temporal", help="temporal cores", description="Temporal cores.")
     temporal_sub = temporal.add_subparsers(dest="temporal_command", metavar="COMMAND", required=True)
     summary = temporal_sub.add_parser(
@@ -546,7 +613,10 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
     parser.add_argument("--splits", help="the official split files: their folder (ucf101, hmdb51, msvd) or the 1k-A "
                         "test list (msrvtt)")
-    parser.add_argument("--split", type=int, default=1, help="official split number (default: %(default)s)")
+    parser.add_argument("--fold", type=int, default=1, help="which official split: ucf101 / hmdb51 1-3 (default: "
+                        "%(default)s)")
+    if not any(a.dest == "split" for a in parser._actions):
+        parser.add_argument("--split", help="only the videos of this split of the manifest (train, val, test, ...)")
     parser.add_argument("--labels", help="Something-Something v2 labels JSON")
 
 
@@ -558,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (VideoDecodeError, CacheMismatchError, FileNotFoundError, ValueError) as exc:
+    except (UsageError, VideoDecodeError, FileNotFoundError) as exc:  # bad input; anything else is a bug: traceback
         print(f"stillmotion {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

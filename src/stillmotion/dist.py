@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from stillmotion.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Rank:
@@ -26,7 +28,7 @@ def current() -> Rank:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}; start several processes with torchrun")
+        raise UsageError(f"RANK={rank} is outside WORLD_SIZE={world}; start several processes with torchrun")
     return Rank(rank, world, int(os.environ.get("LOCAL_RANK", "0")))
 
 

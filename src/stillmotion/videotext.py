@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from stillmotion.data.manifest import Sample
+from stillmotion.errors import UsageError
 from stillmotion.model import LoadedModel, load_model
 from stillmotion.text import FrozenTextEncoder, load as load_text
 from stillmotion.train import checkpoint
@@ -93,7 +94,7 @@ def open_video_text(run: str | Path, step: int | str | None = None, device: str 
         return image_text_model(str(run), device=device)
     loaded = load_model(run, device=device, step=step)
     if loaded.kind != "embedding":
-        raise ValueError(f"{run}: a {loaded.cfg.task.name} run; search, zero-shot and choices need a video_text run "
+        raise UsageError(f"{run}: a {loaded.cfg.task.name} run; search, zero-shot and choices need a video_text run "
                          "(stillmotion train configs/cpu/video_text.yaml ...)")
     return VideoTextRun(loaded, load_text(loaded.cfg.task.text))
 
@@ -157,7 +158,7 @@ def choose(vt: VideoTextRun, samples: list[Sample], progress: bool = True) -> di
     for s in samples:
         options = s.extra.get("options")
         if not isinstance(options, list) or len(options) < 2:
-            raise ValueError(f"{s.path}: a multiple-choice line needs \"options\": [two or more candidate captions]")
+            raise UsageError(f"{s.path}: a multiple-choice line needs \"options\": [two or more candidate captions]")
     found, videos, failed = vt.videos(samples, progress)
     choices = []
     for s, v in zip(found, videos):

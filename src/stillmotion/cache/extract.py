@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stillmotion.cache.decoding import DecodeSpec, Decoded, decode_pool, decoded
+from stillmotion.cache.decoding import Decoded, DecodeSpec, decode_pool, decoded
 from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.cache.store import DTYPES, TokenStore
 from stillmotion.data.manifest import Sample
 from stillmotion.encoders.base import FrozenEncoder
+from stillmotion.errors import UsageError
 from stillmotion.runtime import cores, keep_freed_memory
 
 
@@ -45,14 +46,14 @@ class ExtractConfig:
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+            raise UsageError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+            raise UsageError(f"fps must be > 0, got {self.fps}")
         for name in ("views", "workers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_frames < 1:
-            raise ValueError(f"batch_frames must be >= 1, got {self.batch_frames}")
+            raise UsageError(f"batch_frames must be >= 1, got {self.batch_frames}")
 
 
 @dataclass
@@ -71,7 +72,7 @@ class ExtractReport:
 def cache_meta(encoder: FrozenEncoder, cfg: ExtractConfig = ExtractConfig()) -> dict:
     """Everything a cache's tokens depend on: checked whenever the cache is opened for writing."""
     if (cfg.pool_space or cfg.pool_channels) and (encoder.extra or encoder.num_layers > 1):
-        raise ValueError(f"{encoder.name}: pooling works on one layer of patch tokens; leave --pool-space and "
+        raise UsageError(f"{encoder.name}: pooling works on one layer of patch tokens; leave --pool-space and "
                          "--pool-channels unset with all tokens or several layers")
     grid, dim = pooled_shape(encoder.grid, encoder.dim, cfg.pool_space, cfg.pool_channels)
     meta = {
@@ -168,7 +169,7 @@ def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, cf
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})
-        raise ValueError(f"sample ids must be unique, these appear more than once: {twice[:10]}; give each an id")
+        raise UsageError(f"sample ids must be unique, these appear more than once: {twice[:10]}; give each an id")
     mine = samples[rank::world]
     todo = [s for s in mine if s.id not in store]
     report = ExtractReport(skipped=len(mine) - len(todo))

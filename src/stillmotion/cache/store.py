@@ -25,13 +25,14 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from stillmotion.cache.quantize import dequantize_int8, quantize_int8
+from stillmotion.errors import UsageError
 
 DTYPES = ("float16", "float32", "int8")
 _DEFAULTS = {"dtype": "float16", "views": 1, "compute": "float32"}  # what a meta without these keys means
 _NUMPY = {"float16": np.float16, "float32": np.float32}
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(UsageError):
     """The cache on disk was made with other settings than the ones asked for."""
 
 
@@ -57,7 +58,7 @@ class TokenStore:
         else:
             self.meta = {**_DEFAULTS, **meta}
             if self.meta["dtype"] not in DTYPES:
-                raise ValueError(f"{self.path}: dtype must be one of {DTYPES}, got {self.meta['dtype']!r}")
+                raise UsageError(f"{self.path}: dtype must be one of {DTYPES}, got {self.meta['dtype']!r}")
             self.videos_dir.mkdir(parents=True, exist_ok=True)
             _write_json_atomic(self.meta_path, self.meta)
         self.videos_dir.mkdir(parents=True, exist_ok=True)
@@ -126,12 +127,12 @@ class TokenStore:
         if tokens.ndim == 3:
             tokens = tokens[None]
         if tokens.ndim != 4:
-            raise ValueError(f"{video_id}: tokens must be (V, T, N, D) or (T, N, D), got shape {tokens.shape}")
+            raise UsageError(f"{video_id}: tokens must be (V, T, N, D) or (T, N, D), got shape {tokens.shape}")
         if len(tokens) != self.num_views:
-            raise ValueError(f"{video_id}: {len(tokens)} views given, the cache holds {self.num_views} per video")
+            raise UsageError(f"{video_id}: {len(tokens)} views given, the cache holds {self.num_views} per video")
         idx = np.arange(tokens.shape[1]) if frame_indices is None else np.asarray(list(frame_indices))
         if len(idx) != tokens.shape[1]:
-            raise ValueError(f"{video_id}: {len(idx)} frame indices for {tokens.shape[1]} frames of tokens")
+            raise UsageError(f"{video_id}: {len(idx)} frame indices for {tokens.shape[1]} frames of tokens")
         if self.dtype == "int8":
             q, scales = quantize_int8(tokens)
             arrays = {"tokens": q, "scales": scales}

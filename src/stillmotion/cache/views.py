@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stillmotion.errors import UsageError
 from stillmotion.seeding import seeded
 from stillmotion.video.transforms import (
     adjust_color,
@@ -114,7 +115,7 @@ class ViewMaker:
 
     def __init__(self, size: int, views: int = 0, seed: int = 0, video_id: str = ""):
         if views < 0:
-            raise ValueError(f"views must be >= 0, got {views}")
+            raise UsageError(f"views must be >= 0, got {views}")
         self.size = size
         self.params = [view_params(seed, video_id, v) for v in range(1, views + 1)]
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stillmotion.errors import UsageError
+
 ARRAYS = ("frames", "boxes", "points", "visible", "depth", "poses", "size")
 #: arrays with one entry per annotated frame
 PER_FRAME = ("boxes", "points", "visible", "depth", "poses")
@@ -31,7 +33,7 @@ PER_FRAME = ("boxes", "points", "visible", "depth", "poses")
 POSE_TOLERANCE = 1e-3
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UsageError):
     """An annotation file that cannot be used; the message names the file and the array."""
 
 

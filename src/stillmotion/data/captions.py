@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from stillmotion.data.manifest import Sample, write_manifest
 from stillmotion.data.synthetic import _draw, _texture, claim_folder
+from stillmotion.errors import UsageError
 from stillmotion.video.write import write_video
 
 COLOURS = {"red": (225, 40, 40), "blue": (40, 90, 240), "green": (40, 190, 70), "yellow": (245, 215, 30)}
@@ -71,7 +72,7 @@ def render(cfg: CaptionSuiteConfig, split: str, index: int) -> tuple[np.ndarray,
         if inside and apart:
             break
     else:
-        raise ValueError(f"caption suite: no room for two paths at size {cfg.size}; raise --size")
+        raise UsageError(f"caption suite: no room for two paths at size {cfg.size}; raise --size")
     background = _texture(rng, cfg.size)
     half = cfg.frames // 2
     frames = []

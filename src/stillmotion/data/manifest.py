@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stillmotion.errors import UsageError
+
 _FIELDS = ("id", "path", "label", "split", "start", "end", "caption", "annotations")
 
 
@@ -39,9 +41,9 @@ def read_manifest(path: str | Path, split: str | None = None) -> list[Sample]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
+            raise UsageError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
         if not isinstance(row, dict) or "path" not in row:
-            raise ValueError(f"{path}:{lineno}: each line needs at least a \"path\" key")
+            raise UsageError(f"{path}:{lineno}: each line needs at least a \"path\" key")
         for key in ("path", "annotations"):
             if row.get(key) is not None:
                 row[key] = str(beside(path, row[key]))

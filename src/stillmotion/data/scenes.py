@@ -46,6 +46,7 @@ from tqdm import tqdm
 from stillmotion.data.annotations import save_annotations
 from stillmotion.data.manifest import Sample, write_manifest
 from stillmotion.data.synthetic import _color, _texture, claim_folder
+from stillmotion.errors import UsageError
 from stillmotion.video.write import write_video
 
 SHAPES = ("square", "disk")  # object 0, object 1
@@ -150,7 +151,7 @@ def _rotate(xy: np.ndarray, angle: float) -> np.ndarray:
 def _reach(cfg: SceneConfig) -> float:
     """How far from its centre, along either axis, a frame may reach into the texture (pixels)."""
     if not (0 <= cfg.zoom < 1 and 0 <= cfg.roll <= 90 and cfg.pan >= 0):
-        raise ValueError(f"scenes: need 0 <= zoom < 1, 0 <= roll <= 90 and pan >= 0; got zoom={cfg.zoom}, "
+        raise UsageError(f"scenes: need 0 <= zoom < 1, 0 <= roll <= 90 and pan >= 0; got zoom={cfg.zoom}, "
                          f"roll={cfg.roll}, pan={cfg.pan}")
     turn = np.radians(min(cfg.roll, 45))
     reach = cfg.size / 2 * (np.cos(turn) + np.sin(turn)) / (1 - cfg.zoom)

@@ -25,12 +25,13 @@ import json
 from pathlib import Path
 
 from stillmotion.data.manifest import Sample, beside, read_manifest
+from stillmotion.errors import UsageError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 FORMATS = ("folder", "jsonl", "csv", "ucf101", "hmdb51", "ssv2", "kinetics", "diving48", "webvid", "msrvtt", "msvd")
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """A manifest or split file that cannot be understood; the message names the file."""
 
 
@@ -89,15 +90,15 @@ def csv_manifest(path: str | Path) -> list[Sample]:
     return samples
 
 
-def ucf101(root: str | Path, splits: str | Path, split: int = 1) -> list[Sample]:
-    """UCF101 split `split` (1-3): training and test lists; labels from classInd.txt."""
+def ucf101(root: str | Path, splits: str | Path, fold: int = 1) -> list[Sample]:
+    """UCF101's official split number `fold` (1-3): training and test lists; labels from classInd.txt."""
     root, splits = Path(root), Path(splits)
     classes = {}
     for line in _lines(splits / "classInd.txt"):
         number, name = line.split()
         classes[int(number)] = name
     samples = []
-    for list_name, part in ((f"trainlist0{split}.txt", "train"), (f"testlist0{split}.txt", "test")):
+    for list_name, part in ((f"trainlist0{fold}.txt", "train"), (f"testlist0{fold}.txt", "test")):
         list_path = splits / list_name
         for lineno, line in enumerate(_lines(list_path), 1):
             fields = line.split()
@@ -111,15 +112,15 @@ def ucf101(root: str | Path, splits: str | Path, split: int = 1) -> list[Sample]
     return samples
 
 
-def hmdb51(root: str | Path, splits: str | Path, split: int = 1) -> list[Sample]:
-    """HMDB51 split `split` (1-3) from the per-class files `<class>_test_split<K>.txt`."""
+def hmdb51(root: str | Path, splits: str | Path, fold: int = 1) -> list[Sample]:
+    """HMDB51's official split number `fold` (1-3) from the per-class files `<class>_test_split<K>.txt`."""
     root, splits = Path(root), Path(splits)
-    files = sorted(splits.glob(f"*_test_split{split}.txt"))
+    files = sorted(splits.glob(f"*_test_split{fold}.txt"))
     if not files:
-        raise ManifestError(f"{splits}: no '*_test_split{split}.txt' files")
+        raise ManifestError(f"{splits}: no '*_test_split{fold}.txt' files")
     samples = []
     for list_path in files:
-        label = list_path.name[: -len(f"_test_split{split}.txt")]
+        label = list_path.name[: -len(f"_test_split{fold}.txt")]
         for lineno, line in enumerate(_lines(list_path), 1):
             name, _, code = line.rpartition(" ")
             if code not in ("0", "1", "2"):
@@ -292,10 +293,23 @@ def detect_format(source: str | Path) -> str:
 
 
 def load_samples(source: str | Path, format: str = "auto", root: str | Path | None = None,
-                 splits: str | Path | None = None, split: int = 1, labels: str | Path | None = None) -> list[Sample]:
+                 splits: str | Path | None = None, fold: int = 1, labels: str | Path | None = None,
+                 split: str | None = None) -> list[Sample]:
     """Samples from any supported layout. `root` is the video folder (default: the manifest's
-    folder); `splits` the split-file folder (UCF101, HMDB51); `labels` the SSv2 labels JSON."""
-    source = Path(source)
+    folder); `splits` the official split files (UCF101, HMDB51: their folder) and `fold` which
+    official split (1-3); `labels` the SSv2 labels JSON. `split` keeps only the samples of that
+    split (train, val, test, ...): the one meaning `--split` has in every command."""
+    samples = _load(Path(source), format, root, splits, fold, labels)
+    if split is None:
+        return samples
+    kept = [s for s in samples if s.split == split]
+    if not kept:
+        present = sorted({str(s.split) for s in samples})
+        raise ManifestError(f"{source}: no videos in split {split!r}; its splits: {', '.join(present)}")
+    return kept
+
+
+def _load(source: Path, format: str, root, splits, fold: int, labels) -> list[Sample]:
     fmt = detect_format(source) if format == "auto" else format
     base = Path(root) if root is not None else (source if source.is_dir() else source.parent)
     if fmt == "folder":
@@ -306,7 +320,7 @@ def load_samples(source: str | Path, format: str = "auto", root: str | Path | No
         return csv_manifest(source)
     if fmt in ("ucf101", "hmdb51"):
         loader = ucf101 if fmt == "ucf101" else hmdb51
-        return loader(root or source, splits or source, split)
+        return loader(root or source, splits or source, fold)
     if fmt == "ssv2":
         if labels is None:
             raise ManifestError(f"{source}: Something-Something v2 needs the labels JSON (--labels)")

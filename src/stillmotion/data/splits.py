@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from stillmotion.data.manifest import Sample
+from stillmotion.errors import UsageError
 
 
 def _key(seed: int, name: str) -> str:
@@ -23,10 +24,10 @@ def split_by_video(samples: list[Sample], fraction: float, seed: int = 0) -> tup
     train on) go to validation, chosen by a hash of (seed, file name); the samples keep their
     order within each side."""
     if not 0 < fraction < 1:
-        raise ValueError(f"data.val_fraction: must be between 0 and 1 (exclusive), got {fraction}")
+        raise UsageError(f"data.val_fraction: must be between 0 and 1 (exclusive), got {fraction}")
     videos = sorted({Path(s.path).name for s in samples}, key=lambda name: _key(seed, name))
     if len(videos) < 2:
-        raise ValueError(f"data.val_fraction: {len(videos)} video(s) cannot be split into training and validation; "
+        raise UsageError(f"data.val_fraction: {len(videos)} video(s) cannot be split into training and validation; "
                          "give data.val=... or more videos")
     count = min(max(1, round(fraction * len(videos))), len(videos) - 1)
     held = set(videos[:count])

@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from stillmotion.data.manifest import Sample, write_manifest
+from stillmotion.errors import UsageError
 from stillmotion.video.write import write_video
 
 #: class name -> (horizontal mover's dx, vertical mover's dy), image coordinates (y grows down).
@@ -118,7 +119,7 @@ def render_clip(cfg: MotionTaskConfig, split: str, index: int) -> Clip:
         if _disjoint(_box(centers[0], radii[0]), _box(centers[1], radii[1])):
             break
     else:
-        raise ValueError(f"motion task: no non-overlapping paths found for size {cfg.size}; lower object_size or travel")
+        raise UsageError(f"motion task: no non-overlapping paths found for size {cfg.size}; lower object_size or travel")
     looks = [(SHAPES[rng.integers(len(SHAPES))], _color(rng)) for _ in range(2)]
     frames = []
     for t in range(cfg.frames):
@@ -138,7 +139,7 @@ def claim_folder(out: str | Path, settings: dict) -> Path:
     cfg_path = out / "task.json"
     if cfg_path.exists():
         if json.loads(cfg_path.read_text()) != json.loads(json.dumps(settings)):
-            raise ValueError(f"{out}: holds a task made with other settings ({cfg_path}); use another folder or delete it")
+            raise UsageError(f"{out}: holds a task made with other settings ({cfg_path}); use another folder or delete it")
     else:
         cfg_path.write_text(json.dumps(settings, indent=2))
     return out

@@ -8,6 +8,7 @@ from typing import Callable
 
 from stillmotion.encoders.base import FrozenEncoder
 from stillmotion.encoders.efficientnet_lite import EfficientNetLite0
+from stillmotion.errors import UsageError
 
 #: name -> builder(**kw). A new encoder is one module plus one line here.
 REGISTRY: dict[str, Callable[..., FrozenEncoder]] = {
@@ -32,14 +33,14 @@ def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> Frozen
     if name in REGISTRY:
         asked = [k for k in ("tokens", "layers") if kw.get(k) not in (None, "patches")]
         if asked:
-            raise ValueError(f"encoder {name!r} gives one layer of patch tokens; {', '.join(asked)} need a "
+            raise UsageError(f"encoder {name!r} gives one layer of patch tokens; {', '.join(asked)} need a "
                              "transformers ViT (dinov2-*, dinov3-*, clip-*, siglip*, a hub id or a model folder)")
         kw = {k: v for k, v in kw.items() if k not in ("tokens", "layers")}
         encoder = REGISTRY[name](**kw)
     elif name in SHORT_NAMES or "/" in name or Path(name).is_dir():
         encoder = HFEncoder.from_pretrained(name, **kw)
     else:
-        raise ValueError(f"unknown encoder {name!r}; known names: {', '.join(known_names())}; or give a Hugging Face "
+        raise UsageError(f"unknown encoder {name!r}; known names: {', '.join(known_names())}; or give a Hugging Face "
                          "hub id (org/name) or a local model folder")
     if device is not None:
         encoder = encoder.to(device)

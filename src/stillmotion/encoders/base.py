@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.video.transforms import normalize, resize_center_crop, to_tensor
 
 
@@ -64,7 +65,7 @@ class FrozenEncoder(nn.Module):
         pixels (T, 3, S, S) float32."""
         x = crops.float() if isinstance(crops, torch.Tensor) and crops.shape[1] == 3 else to_tensor(crops)
         if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"{self.name}: crops must be {self.image_size}x{self.image_size}, got "
+            raise UsageError(f"{self.name}: crops must be {self.image_size}x{self.image_size}, got "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         return normalize(x, self.mean, self.std)
 

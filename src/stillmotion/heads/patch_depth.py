@@ -8,6 +8,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.heads.attentive import AttentiveProbe
 
 
@@ -17,7 +18,7 @@ class PatchDepthReadout(nn.Module):
     def __init__(self, dim: int, size: int, patch: int = 8, heads: int = 16, width: int | None = None):
         super().__init__()
         if size % patch:
-            raise ValueError(f"depth map size {size} is not a multiple of the patch {patch}")
+            raise UsageError(f"depth map size {size} is not a multiple of the patch {patch}")
         self.size, self.patch = size, patch
         self.probe = AttentiveProbe(dim, patch * patch, num_queries=(size // patch) ** 2, num_heads=heads,
                                     max_frames=1, width=width, per_query=True)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.depth import DepthHead
 from stillmotion.heads.linear import LinearProbe
@@ -83,5 +84,5 @@ def readout_for(kind: str, name: str) -> Readout:
     key = (kind, name if kind == "classes" or name == "reference" else "ours")
     if key not in READOUTS:
         names = sorted(n for k, n in READOUTS if k == kind)
-        raise ValueError(f"no readout {name!r} for {kind} outputs; choose one of {', '.join(names)}")
+        raise UsageError(f"no readout {name!r} for {kind} outputs; choose one of {', '.join(names)}")
     return READOUTS[key]

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from stillmotion.errors import UsageError
+
 
 def fourier(x: torch.Tensor, bands: int = 8) -> torch.Tensor:
     """Coordinates (..., C) -> (..., C * 2 * bands): sin and cos of 2^k * pi * x, k < bands."""
@@ -66,7 +68,7 @@ class Locator(nn.Module):
 
     def forward(self, look: torch.Tensor, last: torch.Tensor, tokens: torch.Tensor):
         if tokens.shape[1] != len(self.centres):
-            raise ValueError(f"tracking head: built for a {self.grid[0]}x{self.grid[1]} token grid, got "
+            raise UsageError(f"tracking head: built for a {self.grid[0]}x{self.grid[1]} token grid, got "
                              f"{tokens.shape[1]} tokens")
         x = self.norm(tokens)
         q, k = F.normalize(self.q(self.norm(look)), dim=-1), F.normalize(self.k(x), dim=-1)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.heads.masked_text import MaskedTextDecoder
 from stillmotion.heads.text_alignment import INITIAL_TEMPERATURE, MAX_SCALE
 
@@ -31,11 +32,11 @@ class HarvestTower(nn.Module):
                  text: tuple[int, int] | None = None):
         super().__init__()
         if not 0 < keep <= 1:
-            raise ValueError(f"task.keep: the share of patches kept must be in (0, 1], got {keep}")
+            raise UsageError(f"task.keep: the share of patches kept must be in (0, 1], got {keep}")
         self.vision, self.keep = vision, keep
         self.family = "clip" if hasattr(vision, "visual_projection") else "siglip"
         if self.family == "siglip" and not hasattr(vision, "head"):
-            raise ValueError("the harvest tower needs CLIP's vision tower with its projection or SigLIP's with its "
+            raise UsageError("the harvest tower needs CLIP's vision tower with its projection or SigLIP's with its "
                              "pooling head (SigLIP2 NaFlex is not supported)")
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))
         width = vision.config.projection_dim if self.family == "clip" else vision.config.hidden_size
@@ -92,7 +93,7 @@ def vision_tower(name: str, size: int | None = None) -> nn.Module:
     try:
         config = transformers.AutoConfig.from_pretrained(hub_id)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load image-text model {name!r} ({hub_id}): {exc}. Give a known name (clip-b16, "
+        raise UsageError(f"cannot load image-text model {name!r} ({hub_id}): {exc}. Give a known name (clip-b16, "
                          "siglip-b, ...), a Hugging Face hub id or a local model folder") from exc
     model_type = getattr(getattr(config, "vision_config", None), "model_type", None) or config.model_type
     if model_type.startswith("clip"):
@@ -102,5 +103,5 @@ def vision_tower(name: str, size: int | None = None) -> nn.Module:
         return transformers.CLIPVisionModelWithProjection.from_pretrained(hub_id, config=vision)
     if model_type in ("siglip", "siglip_vision_model"):
         return transformers.SiglipVisionModel.from_pretrained(hub_id)
-    raise ValueError(f"{name}: a {model_type} model; the harvest tower trains CLIP or SigLIP vision towers "
+    raise UsageError(f"{name}: a {model_type} model; the harvest tower trains CLIP or SigLIP vision towers "
                      "(data.encoder=clip-b16, siglip-b, a hub id or a folder of one)")

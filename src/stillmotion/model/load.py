@@ -19,6 +19,7 @@ import torch
 
 from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.encoders import FrozenEncoder, encoder_options, load as load_encoder
+from stillmotion.errors import UsageError
 from stillmotion.model.video import VideoModel
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config
@@ -65,7 +66,7 @@ def task_outputs(cfg: Config) -> TaskOutputs:
     task = TASKS[cfg.task.name]
     if cfg.task.name == "classification":
         if not cfg.task.classes:
-            raise ValueError("the run's config names no classes (runs trained before classes were saved with them "
+            raise UsageError("the run's config names no classes (runs trained before classes were saved with them "
                              "cannot be loaded alone; retrain, or set task.classes in its config.yaml)")
         return TaskOutputs(task.kind, list(cfg.task.classes), len(cfg.task.classes), {})
     instance = task(cfg.task, cfg.data.frames, None, samples=[])

@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.heads.masked_text import MaskedTextDecoder
 from stillmotion.heads.readouts import ReadoutSpec, readout_for
 from stillmotion.temporal import build
@@ -132,7 +133,7 @@ class VideoModel(nn.Module):
         """The state before a stream's first frame of `tokens` tokens (all K layers): the core's,
         and the query the tracking readouts start from (boxes (B, 4), points (B, P, 2))."""
         if self.kind in ("boxes", "points") and query is None:
-            raise ValueError(f"a {self.kind} stream starts from a query: the first frame's {self.kind}")
+            raise UsageError(f"a {self.kind} stream starts from a query: the first frame's {self.kind}")
         return {"core": self.core.init_state(batch, tokens // self.layers, device), "query": query, "readout": None}
 
     @torch.no_grad()

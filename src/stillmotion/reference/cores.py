@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from stillmotion.errors import UsageError
 from stillmotion.temporal import build
 from stillmotion.temporal.base import TemporalCore
 
@@ -52,7 +53,7 @@ _RENAMES = {"rvm": [], "mamba": _MAMBA, "mmix": _MIX, "gmmix": _MIX}
 
 def core_name(arch: str) -> str:
     if arch not in ARCHS:
-        raise ValueError(f"unknown reference architecture {arch!r}; known: {', '.join(ARCHS)}")
+        raise UsageError(f"unknown reference architecture {arch!r}; known: {', '.join(ARCHS)}")
     return ARCHS[arch]
 
 
@@ -62,11 +63,11 @@ def core_settings(arch: str, kwargs: dict) -> tuple[str, int, dict]:
     known = _SETTINGS[name]
     unknown = sorted(set(kwargs) - set(known) - {"d_model", "dropout"})
     if unknown:
-        raise ValueError(f"{arch}: reference setting(s) {', '.join(unknown)} have no counterpart here")
+        raise UsageError(f"{arch}: reference setting(s) {', '.join(unknown)} have no counterpart here")
     if name == "rvm" and kwargs.get("dropout", 0.0):
-        raise ValueError(f"{arch}: dropout {kwargs['dropout']} inside the RVM core is not supported (0 is)")
+        raise UsageError(f"{arch}: dropout {kwargs['dropout']} inside the RVM core is not supported (0 is)")
     if name in ("mmix", "gmmix") and kwargs.get("gate_hidden", 0):
-        raise ValueError(f"{arch}: an MLP gate (gate_hidden={kwargs['gate_hidden']}) is not supported; "
+        raise UsageError(f"{arch}: an MLP gate (gate_hidden={kwargs['gate_hidden']}) is not supported; "
                          "the released models use the linear gate (gate_hidden=0)")
     ours = {known[k]: v for k, v in kwargs.items() if known.get(k)}
     return name, int(kwargs["d_model"]), ours
@@ -93,7 +94,7 @@ def load_strict(module, state: dict, what: str) -> None:
         parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "",
                  "wrong shape " + ", ".join(f"{k} {tuple(state[k].shape)} (expected {tuple(mine[k].shape)})"
                                             for k in wrong) if wrong else ""]
-        raise ValueError(f"{what}: the weights do not fit: " + "; ".join(p for p in parts if p))
+        raise UsageError(f"{what}: the weights do not fit: " + "; ".join(p for p in parts if p))
     module.load_state_dict(state)
 
 

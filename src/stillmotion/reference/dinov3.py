@@ -14,6 +14,7 @@ import re
 
 import torch
 
+from stillmotion.errors import UsageError
 from stillmotion.reference.cores import renamed
 
 _RENAMES = [(r"^cls_token$", "embeddings.cls_token"), (r"^mask_token$", "embeddings.mask_token"),
@@ -40,7 +41,7 @@ def to_transformers(state: dict) -> dict:
             prefix = f"model.layer.{block}.attention"
             if kind == "bias_mask":
                 if not (q.eq(1).all() and k.eq(0).all() and v.eq(1).all()):
-                    raise ValueError(f"{key}: expected the k bias masked out (1, 0, 1 by thirds)")
+                    raise UsageError(f"{key}: expected the k bias masked out (1, 0, 1 by thirds)")
             elif kind == "weight":
                 out.update({f"{prefix}.q_proj.weight": q, f"{prefix}.k_proj.weight": k, f"{prefix}.v_proj.weight": v})
             else:
@@ -54,7 +55,7 @@ def to_transformers(state: dict) -> dict:
             continue
         out[new] = value.reshape(1, 1, -1) if key == "mask_token" else value
     if unknown:
-        raise ValueError(f"not a DINOv3 ViT state dict: unknown key(s) {', '.join(sorted(unknown))}")
+        raise UsageError(f"not a DINOv3 ViT state dict: unknown key(s) {', '.join(sorted(unknown))}")
     return out
 
 
@@ -69,7 +70,7 @@ def config_for(state: dict, heads: int, rope_base: float = 100.0, eps: float = 1
         head_dim = dim // heads
         expected = rope_base ** (2 * torch.arange(head_dim // 4, dtype=torch.float64) / (head_dim // 2))
         if periods.shape != expected.shape or not torch.allclose(periods.double(), expected, rtol=1e-5):
-            raise ValueError(f"rope_embed.periods do not match RoPE base {rope_base} with {heads} heads")
+            raise UsageError(f"rope_embed.periods do not match RoPE base {rope_base} with {heads} heads")
     return DINOv3ViTConfig(hidden_size=dim, num_hidden_layers=depth, num_attention_heads=heads,
                            intermediate_size=state["blocks.0.mlp.fc1.weight"].shape[0],
                            num_register_tokens=state["storage_tokens"].shape[1], key_bias=False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from stillmotion.errors import UsageError
 from stillmotion.heads.attentive import AttentiveProbe
 from stillmotion.heads.patch_depth import PatchDepthReadout
 from stillmotion.heads.pose import PoseHead
@@ -51,7 +52,7 @@ def classification_readout(kwargs: dict, state: dict) -> AttentiveProbe:
                            num_heads=kwargs["readout_num_heads"], mlp_ratio=kwargs.get("readout_mlp_ratio", 4),
                            width=kwargs["readout_num_params"])
     if not kwargs.get("match_vjepa_implementation", True):
-        raise ValueError("the reference readout without match_vjepa_implementation is not supported")
+        raise UsageError("the reference readout without match_vjepa_implementation is not supported")
     load_strict(probe, attentive_state(part(state, "readout."), probe), "classification readout")
     return probe
 
@@ -73,7 +74,7 @@ def layer_mix(dim: int, state: dict, extra: int = 5) -> LayerMix:
 def _same_width(kwargs: dict, what: str) -> None:
     widths = {kwargs["d_enc"], kwargs.get("d_seq_out", kwargs["d_enc"]), kwargs["readout_d_model"]}
     if len(widths) > 1:
-        raise ValueError(f"{what}: a readout width other than the token width (a projection in between) "
+        raise UsageError(f"{what}: a readout width other than the token width (a projection in between) "
                          f"is not supported; the released models use one width, got {sorted(widths)}")
 
 
@@ -82,7 +83,7 @@ def depth_readout(kwargs: dict, state: dict) -> PatchDepthReadout:
     state dict `state` (`readout.readout.*`). Per frame: (B, N, D) -> (B, input_size, input_size)."""
     _same_width(kwargs, "depth readout")
     if kwargs.get("patch_h", 8) != kwargs.get("patch_w", 8):
-        raise ValueError("depth readout: only square patches are supported")
+        raise UsageError("depth readout: only square patches are supported")
     head = PatchDepthReadout(kwargs["d_enc"], kwargs["input_size"], kwargs.get("patch_h", 8),
                              kwargs["readout_num_heads"], kwargs["readout_d_model"])
     load_strict(head.probe, attentive_state(part(state, "readout.readout."), head.probe), "depth readout")
@@ -103,7 +104,7 @@ def box_readout(kwargs: dict, state: dict) -> BoxDecoderReadout:
     wrapper's state dict `state` (`bbox_query_encoder.*`, `readout.*`, `bbox_head.*`)."""
     _same_width(kwargs, "box readout")
     if kwargs.get("readout_num_queries", 1) != 1:
-        raise ValueError("box readout: one query per box is supported (the released models use 1)")
+        raise UsageError("box readout: one query per box is supported (the released models use 1)")
     head = BoxDecoderReadout(kwargs["d_enc"], kwargs["readout_num_heads"], kwargs["readout_num_layers"],
                              kwargs["bbox_mlp_hidden_dim"])
     load_strict(head, {k: v for k, v in state.items() if k.startswith(("bbox_query_encoder.", "readout.", "bbox_head."))},
@@ -116,7 +117,7 @@ def point_readout(kwargs: dict, state: dict) -> PointDecoderReadout:
     wrapper's state dict `state`."""
     _same_width(kwargs, "point readout")
     if not kwargs.get("predict_uncertainty", True):
-        raise ValueError("point readout: only the released form with an uncertainty output is supported")
+        raise UsageError("point readout: only the released form with an uncertainty output is supported")
     head = PointDecoderReadout(kwargs["d_enc"], kwargs["readout_num_heads"], kwargs["readout_num_layers"],
                                kwargs["mlp_hidden_dim"], kwargs["num_fourier_frequencies"])
     mine = ("fourier_enc.", "point_mlp.", "to_query.", "readout.", "prediction_head.")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from stillmotion.errors import UsageError
 from stillmotion.reference.cores import core_name, core_settings, load_strict, to_ours
 from stillmotion.reference.readouts import attentive_state, part
 from stillmotion.train import checkpoint
@@ -52,7 +53,7 @@ TASKS = {
 IGNORED = ("loss_fn.",)  # training-only entries of the released checkpoints (loss balancing weights)
 
 
-class ReferenceImportError(ValueError):
+class ReferenceImportError(UsageError):
     """A checkpoint that cannot become a run; the message names the file and what is wrong."""
 
 
@@ -182,8 +183,7 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
                      classes: list[str] | None = None, box_format: str = "cxcywh") -> Path:
     """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder.
     `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`)."""
-    from stillmotion.model import task_outputs
-    from stillmotion.model import model_for
+    from stillmotion.model import model_for, task_outputs
 
     state = read_state(ckpt)
     try:

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from stillmotion.data.annotations import AnnotationError, load_annotations
+from stillmotion.errors import UsageError
 from stillmotion.model import LoadedModel
 from stillmotion.stream.draw import Painter
 from stillmotion.stream.sources import Frame, Prefetch, Realtime, open_source
@@ -156,7 +157,7 @@ def first_query(kind: str, source: str | Path, queries: str | Path | None, frame
     path = Path(queries) if queries else beside if Path(source).is_file() and beside.is_file() else None
     if path is None:
         example = '{"box": [x0, y0, x1, y1]}' if kind == "boxes" else '{"points": [[x, y], ...]}'
-        raise ValueError(f"{source}: a {kind} model starts from the first frame's {kind}; give --queries FILE.json "
+        raise UsageError(f"{source}: a {kind} model starts from the first frame's {kind}; give --queries FILE.json "
                          f"holding {example} in pixels of the source, or an annotation .npz")
     if path.suffix == ".npz":
         pixels = _from_annotations(path, kind, w, h)
@@ -172,13 +173,13 @@ def _from_json(path: Path, kind: str) -> np.ndarray:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable JSON file of queries ({exc})") from None
+        raise UsageError(f"{path}: not a readable JSON file of queries ({exc})") from None
     key = "box" if kind == "boxes" else "points"
     value = np.asarray(data.get(key) if isinstance(data, dict) else None, dtype=float)
     shape_ok = value.shape == (4,) if kind == "boxes" else (value.ndim == 2 and value.shape[1] == 2 and len(value))
     if not shape_ok or not np.isfinite(value).all():
         want = "[x0, y0, x1, y1]" if kind == "boxes" else "[[x, y], ...] (at least one point)"
-        raise ValueError(f"{path}: needs \"{key}\": {want} in pixels of the source")
+        raise UsageError(f"{path}: needs \"{key}\": {want} in pixels of the source")
     return value
 
 
@@ -186,14 +187,14 @@ def _from_annotations(path: Path, kind: str, w: int, h: int) -> np.ndarray:
     try:
         notes = load_annotations(path, ("boxes",) if kind == "boxes" else ("points", "visible"))
     except (AnnotationError, OSError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise UsageError(f"{path}: {exc}") from None
     scale = np.array([w, h])
     if kind == "boxes":
         present = [b for b in notes.boxes[0] if np.isfinite(b).all()]
         if not present:
-            raise ValueError(f"{path}: no object has a box in the first annotated frame")
+            raise UsageError(f"{path}: no object has a box in the first annotated frame")
         return (present[0].reshape(2, 2) * scale).reshape(4)
     seen = notes.visible[0]
     if not seen.any():
-        raise ValueError(f"{path}: no point is visible in the first annotated frame")
+        raise UsageError(f"{path}: no point is visible in the first annotated frame")
     return notes.points[0][seen] * scale

@@ -32,6 +32,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from stillmotion.errors import UsageError
 from stillmotion.video.decode import _rgb, open_video
 from stillmotion.video.errors import VideoDecodeError
 
@@ -146,7 +147,7 @@ def _av_open(spec: str, fmt: str | None, options: dict, hint: str) -> av.contain
 def open_source(spec: str | Path, fps: float | None = None) -> FrameSource:
     """The frames of a video file, image folder, camera (/dev/videoN) or URL (see the module)."""
     if fps is not None and fps <= 0:
-        raise ValueError(f"--fps must be positive, got {fps}")
+        raise UsageError(f"--fps must be positive, got {fps}")
     path = Path(spec)
     if path.is_dir():
         return ImageFolder(path, fps)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from stillmotion.errors import UsageError
 from stillmotion.model import LoadedModel
 
 
@@ -40,7 +41,7 @@ class Prediction:
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable classes with their probabilities ("classes" only)."""
         if self.kind != "classes":
-            raise ValueError(f"a {self.kind} prediction has no classes")
+            raise UsageError(f"a {self.kind} prediction has no classes")
         p, i = self.value.topk(min(k, len(self.value)))
         return [(self.classes[j] if j < len(self.classes) else str(j), float(q)) for q, j in zip(p, i.tolist())]
 
@@ -48,7 +49,7 @@ class Prediction:
         """Boxes (4,) or points (P, 2) in pixels of a width x height source frame (the view is its
         centre square, as the cache's preprocessing crops it)."""
         if self.kind not in ("boxes", "points"):
-            raise ValueError(f"a {self.kind} prediction has no coordinates")
+            raise UsageError(f"a {self.kind} prediction has no coordinates")
         side = min(width, height)
         offset = torch.tensor([(width - side) / 2, (height - side) / 2])
         if self.kind == "boxes":

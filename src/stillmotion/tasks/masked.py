@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stillmotion.errors import UsageError
 from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
 from stillmotion.train.config import TaskConfig
@@ -32,7 +33,7 @@ class MaskedTokens(Task):
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
         if not 0 < cfg.mask_ratio < 1:
-            raise ValueError(f"task.mask_ratio must lie between 0 and 1, got {cfg.mask_ratio}")
+            raise UsageError(f"task.mask_ratio must lie between 0 and 1, got {cfg.mask_ratio}")
 
     @property
     def num_outputs(self) -> int:

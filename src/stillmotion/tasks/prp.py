@@ -8,6 +8,7 @@ placed clips at the exact stride; accuracy against chance 1 / len(rates)."""
 
 from __future__ import annotations
 
+from stillmotion.errors import UsageError
 from stillmotion.tasks.base import Clip, Video, spaced_starts
 from stillmotion.tasks.classification import ClassTask
 from stillmotion.train.config import TaskConfig
@@ -20,7 +21,7 @@ class PlaybackRate(ClassTask):
     def __init__(self, cfg: TaskConfig, frames: int, classes: list[str] | None = None, samples: list | None = None):
         super().__init__(cfg, frames)
         if not cfg.rates or min(cfg.rates) < 1:
-            raise ValueError(f"task.rates must be positive strides, got {cfg.rates}")
+            raise UsageError(f"task.rates must be positive strides, got {cfg.rates}")
         self.rates = list(cfg.rates)
         self.classes = [f"x{r}" for r in self.rates]
 

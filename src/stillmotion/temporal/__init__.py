@@ -5,13 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+from stillmotion.errors import UsageError
+from stillmotion.temporal.attention import CausalAttention
 from stillmotion.temporal.base import TemporalCore
 from stillmotion.temporal.baselines import Identity, MeanOverTime
 from stillmotion.temporal.gru import TokenGRU
 from stillmotion.temporal.inputs import INPUTS, TokenInputs, width
 from stillmotion.temporal.mamba import TokenMamba
 from stillmotion.temporal.mix import GatedMambaMix, MambaMix
-from stillmotion.temporal.attention import CausalAttention
 from stillmotion.temporal.rvm import RVMCore
 from stillmotion.temporal.sizes import SIZES, size_kwargs
 from stillmotion.temporal.tmm import TMM
@@ -38,13 +39,13 @@ def build(name: str, dim: int, size: str = "small", input: str = "tokens", norm:
     `temporal.sizes`); keywords override the size's settings. `input` ("tokens", "diff" or
     "both") and `norm` choose what the core is fed (see `temporal.inputs`)."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
+        raise UsageError(f"unknown temporal core {name!r}; known cores: {', '.join(sorted(REGISTRY))}")
     if input not in INPUTS:
-        raise ValueError(f"temporal input {input!r}: choose one of {', '.join(INPUTS)}")
+        raise UsageError(f"temporal input {input!r}: choose one of {', '.join(INPUTS)}")
     takes = [p for p in inspect.signature(REGISTRY[name]).parameters if p != "dim"]
     unknown = sorted(set(kw) - set(takes))
     if unknown and "kw" not in takes:
-        raise ValueError(f"temporal core {name!r} has no setting {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
+        raise UsageError(f"temporal core {name!r} has no setting {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
     if name in ORDER_BLIND:
         input = "tokens"  # a frame difference would give the order-blind controls the order they exist to lack
     core = REGISTRY[name](width(dim, input), **{**size_kwargs(name, size), **kw})

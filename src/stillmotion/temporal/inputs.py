@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stillmotion.errors import UsageError
 from stillmotion.temporal.base import TemporalCore
 
 INPUTS = ("tokens", "diff", "both")
@@ -34,7 +35,7 @@ class TokenInputs(TemporalCore):
     def __init__(self, core: TemporalCore, dim: int, input: str = "diff", norm: bool = False):
         super().__init__()
         if input not in INPUTS:
-            raise ValueError(f"temporal input {input!r}: choose one of {', '.join(INPUTS)}")
+            raise UsageError(f"temporal input {input!r}: choose one of {', '.join(INPUTS)}")
         self.core, self.dim, self.input, self.norm = core, dim, input, norm
         self.out_dim = core.out_dim
 

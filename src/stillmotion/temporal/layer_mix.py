@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stillmotion.errors import UsageError
+
 
 class LayerBranch(nn.Module):
     """P (..., D) -> P + MLP(BN(P)), the BatchNorm over every token in the batch."""
@@ -42,7 +44,7 @@ class LayerMix(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[2] != self.layers:
-            raise ValueError(f"LayerMix expects (B, T, {self.layers}, N, D) tokens, got {tuple(x.shape)}")
+            raise UsageError(f"LayerMix expects (B, T, {self.layers}, N, D) tokens, got {tuple(x.shape)}")
         patches = x[:, :, :, self.extra:]
         mixed = torch.stack([branch(patches[:, :, k]) for k, branch in enumerate(self.interm_mlps)]).mean(0)
         return torch.cat([x[:, :, -1, :self.extra], mixed], dim=2)

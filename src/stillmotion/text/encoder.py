@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stillmotion.errors import UsageError
+
 #: how each family turns token states into one embedding, and the model class that loads it
 FAMILIES = {
     "clip": ("projection", "CLIPTextModelWithProjection"),
@@ -115,7 +117,7 @@ def from_pretrained(name: str, path: str | Path, **kw) -> FrozenTextEncoder:
         config = transformers.AutoConfig.from_pretrained(str(path), **kw)
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **kw)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load text encoder {name!r} ({path}): {exc}. Give a known name, a Hugging Face hub id "
+        raise UsageError(f"cannot load text encoder {name!r} ({path}): {exc}. Give a known name, a Hugging Face hub id "
                          "(weights must be downloadable or cached), or a local folder with the model and its "
                          "tokenizer") from exc
     pooling, model_class = FAMILIES.get(config.model_type, ("mean", "AutoModel"))

@@ -4,6 +4,7 @@ The schema is the dataclasses below, read through OmegaConf: a key the schema do
 value of the wrong type is a `ConfigError` that names the key (`optim.lr`) and the file.
 
     cfg = load_config("configs/cpu/prp.yaml", ["data.train=videos/", "train.steps=200"])
+    cfg = load_config("prp", ["data.train=videos/"])   # a shipped config, by name
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from stillmotion.errors import UsageError
 
-class ConfigError(ValueError):
+
+class ConfigError(UsageError):
     """A config file or override the schema refuses; the message names the key."""
 
 
@@ -27,7 +30,7 @@ class DataConfig:
     format: str = "auto"
     root: Optional[str] = None  # video folder of a manifest (default: the manifest's folder)
     splits: Optional[str] = None  # UCF101 / HMDB51 split files' folder
-    split: int = 1  # which official split (UCF101 / HMDB51)
+    fold: int = 1  # which official split (UCF101 / HMDB51: 1-3)
     labels: Optional[str] = None  # SSv2 labels JSON
     val_split: Optional[str] = None  # keep only this split of data.val (e.g. test)
     # hold out this share of data.train's videos for validation (by file, chosen by split_seed);
@@ -79,7 +82,7 @@ class TaskConfig:
     # video_text
     name: str = "classification"
     rates: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # PRP: frame strides to tell apart
-    jitter: float = 0.2  # PRP: each gap between frames is stride * (1 + u), |u| <= jitter
+    jitter: float = 0.2  # PRP: the clip's stride is rate * (1 + u), one u per clip, |u| <= jitter
     label_smoothing: float = 0.0
     mask_ratio: float = 0.5  # masked_tokens: share of frames whose tokens are hidden
     eval_clips: int = 2  # clips per video at evaluation (temporal crops; their scores are averaged)
@@ -158,13 +161,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     merged = OmegaConf.structured(Config)
     try:
         if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"{path}: config file not found")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+            path = resolve(path)
+            merged = OmegaConf.merge(merged, _renamed(OmegaConf.load(path)))
     except OmegaConfBaseException as exc:
         raise _explain(exc, str(path)) from None
     return _finish(_apply(merged, overrides), str(path or "config"))
+
+
+def resolve(path: str | Path) -> Path:
+    """A config file, or the shipped config of that name (`stillmotion.configs`: "prp", "cpu/prp")."""
+    from stillmotion import configs
+
+    if Path(path).is_file():
+        return Path(path)
+    shipped = configs.find(str(path)) if Path(path).parent in (Path("."), Path("cpu"), Path("gpu")) else None
+    if shipped is None:
+        raise ConfigError(f"{path}: no such config file, and no shipped config of that name (`stillmotion configs "
+                          f"list`: {', '.join(configs.names())})")
+    return shipped
 
 
 def with_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -227,7 +241,16 @@ def to_yaml(cfg: Config) -> str:
 
 
 def from_yaml(text: str) -> Config:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.create(text)))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), _renamed(OmegaConf.create(text))))
+
+
+def _renamed(node):
+    """A config written before a key was renamed, with the key's new name: data.split (the
+    official split number) is data.fold since `split` came to mean train / val / test only."""
+    data = node.get("data") if hasattr(node, "get") else None
+    if data is not None and isinstance(data.get("split"), int):
+        data["fold"] = data.pop("split")
+    return node
 
 
 def differences(a: Config, b: Config, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -71,7 +71,7 @@ def _chosen(cfg, data: str | None, split: str | None) -> tuple[list[Sample], str
     """The samples to score and the name their metrics are printed under."""
     d = cfg.data
     if data is not None:
-        samples = load_samples(data, d.format, root=d.root, splits=d.splits, split=d.split, labels=d.labels)
+        samples = load_samples(data, d.format, root=d.root, splits=d.splits, fold=d.fold, labels=d.labels)
         if split is not None:
             samples = [s for s in samples if s.split == split]
             if not samples:

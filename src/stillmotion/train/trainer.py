@@ -28,17 +28,17 @@ from tqdm import tqdm
 
 from stillmotion import dist
 from stillmotion.data.manifest import Sample, class_names
-from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.data.sources import load_samples
+from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.encoders import encoder_options, load as load_encoder
 from stillmotion.model import VideoModel, model_for
+from stillmotion.seeding import seeded
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task
 from stillmotion.train import checkpoint
 from stillmotion.train.config import Config, ConfigError, differences
-from stillmotion.seeding import seeded
 from stillmotion.train.data import collate
-from stillmotion.train.source import ClipSource
 from stillmotion.train.logs import RunLog, plot_curves
+from stillmotion.train.source import ClipSource
 
 #: settings a resumed run may change (how long, how often, where)
 RESUMABLE_CHANGES = ("train.steps", "train.eval_every", "train.checkpoint_every", "train.log_every",
@@ -73,7 +73,7 @@ def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample], lis
     `data.val_fraction` of the training videos, held out by file (0.2 by default for the
     self-supervised tasks); `data.val_fraction=0` scores the training videos themselves."""
     d = cfg.data
-    read = lambda source: load_samples(source, d.format, root=d.root, splits=d.splits, split=d.split,  # noqa: E731
+    read = lambda source: load_samples(source, d.format, root=d.root, splits=d.splits, fold=d.fold,  # noqa: E731
                                        labels=d.labels)
     train = read(d.train)
     if d.val is not None:

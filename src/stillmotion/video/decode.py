@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Sequence
 import av
 import numpy as np
 
+from stillmotion.errors import UsageError
 from stillmotion.video.backends import BACKENDS, read_frames_torchcodec, torchcodec_available
 from stillmotion.video.errors import VideoDecodeError
 from stillmotion.video.index import FrameIndex, frame_index
@@ -192,11 +193,11 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
     frame.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise UsageError(f"backend must be one of {BACKENDS}, got {backend!r}")
     transform = transform or _keep
     if backend == "torchcodec" or (backend == "auto" and torchcodec_available()):
         if not torchcodec_available():
-            raise ValueError("backend 'torchcodec' is not usable here: pip install torchcodec (it needs FFmpeg's "
+            raise UsageError("backend 'torchcodec' is not usable here: pip install torchcodec (it needs FFmpeg's "
                              "shared libraries), or use backend='pyav'")
         check_path(path)
         frames = read_frames_torchcodec(path, indices)
@@ -206,9 +207,9 @@ def read_frames(path: str | Path, indices: Sequence[int] | None = None, seek: bo
         return np.stack([kept[i] for i in range(len(kept))])
     wanted = {int(i) for i in indices}
     if not wanted:
-        raise ValueError(f"{path}: no frame indices requested")
+        raise UsageError(f"{path}: no frame indices requested")
     if min(wanted) < 0:
-        raise ValueError(f"{path}: frame indices must be >= 0, got {min(wanted)}")
+        raise UsageError(f"{path}: frame indices must be >= 0, got {min(wanted)}")
     last = max(wanted)
     index = frame_index(path) if seek else None
     kept = None

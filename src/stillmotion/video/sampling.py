@@ -12,10 +12,12 @@ from typing import Sequence
 
 import numpy as np
 
+from stillmotion.errors import UsageError
+
 POLICIES = ("pad", "reject")
 
 
-class ClipTooShortError(ValueError):
+class ClipTooShortError(UsageError):
     """The video has fewer frames than the sampler's window needs (policy "reject")."""
 
     def __init__(self, num_frames: int, needed: int):
@@ -26,15 +28,15 @@ class ClipTooShortError(ValueError):
 
 def _check(num_frames: int, n: int, stride: int = 1) -> None:
     if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        raise UsageError(f"num_frames must be >= 1, got {num_frames}")
     if n < 1 or stride < 1:
-        raise ValueError(f"n and stride must be >= 1, got n={n}, stride={stride}")
+        raise UsageError(f"n and stride must be >= 1, got n={n}, stride={stride}")
 
 
 def _fit(indices: np.ndarray, num_frames: int, policy: str) -> np.ndarray:
     """Indices past the end become the last frame ("pad") or raise ("reject")."""
     if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        raise UsageError(f"policy must be one of {POLICIES}, got {policy!r}")
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size and indices.max() >= num_frames:
         if policy == "reject":
@@ -142,7 +144,7 @@ def resample(times: np.ndarray, fps: float) -> np.ndarray:
     `fps`: at each tick k / fps, the frame on screen (the last one shown at or before it)."""
     times = np.asarray(times, dtype=np.float64)
     if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise UsageError(f"fps must be > 0, got {fps}")
     end = times[-1] + (times[-1] - times[0]) / max(len(times) - 1, 1)  # the last frame's end
     ticks = times[0] + np.arange(int(np.floor((end - times[0]) * fps - 1e-9)) + 1) / fps
     return np.searchsorted(times, ticks + 1e-9, side="right").astype(np.int64) - 1

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stillmotion.errors import UsageError
+
 
 def to_tensor(frames: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (T, H, W, 3) RGB or (T, H, W) grey -> (T, 3, H, W) in [0, 255], float32 by
@@ -20,7 +22,7 @@ def to_tensor(frames: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.floa
     if x.ndim == 3:
         x = x[..., None].expand(*x.shape, 3).contiguous()
     if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"frames must be (T, H, W, 3) or (T, H, W); got {tuple(x.shape)}")
+        raise UsageError(f"frames must be (T, H, W, 3) or (T, H, W); got {tuple(x.shape)}")
     return x.permute(0, 3, 1, 2).to(dtype)
 
 
@@ -40,7 +42,7 @@ def crop_at(x: torch.Tensor, size: int, position: int = 1, positions: int = 3) -
     (with 3: start, centre, end), centred along the shorter side."""
     h, w = x.shape[-2:]
     if min(h, w) < size:
-        raise ValueError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
+        raise UsageError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
     frac = 0.5 if positions == 1 else position / (positions - 1)
     top, left = ((h - size) // 2, round(frac * (w - size))) if w >= h else (round(frac * (h - size)), (w - size) // 2)
     return x[..., top : top + size, left : left + size]
@@ -54,7 +56,7 @@ def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = 
     """A size x size crop at a uniformly drawn position, the same for every frame."""
     h, w = x.shape[-2:]
     if min(h, w) < size:
-        raise ValueError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
+        raise UsageError(f"cannot crop {size}x{size} from {w}x{h}; resize first")
     top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
     left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
     return x[..., top : top + size, left : left + size]

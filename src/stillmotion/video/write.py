@@ -10,6 +10,8 @@ from typing import Sequence
 import av
 import numpy as np
 
+from stillmotion.errors import UsageError
+
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, gop: int | None = None,
                 times: Sequence[float] | None = None, rotation: int = 0) -> Path:
@@ -24,12 +26,12 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, crf: int = 18, g
     if frames.ndim == 3:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3) or (T, H, W); got {frames.dtype} {frames.shape}")
+        raise UsageError(f"frames must be uint8 (T, H, W, 3) or (T, H, W); got {frames.dtype} {frames.shape}")
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
-        raise ValueError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
+        raise UsageError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
     if times is not None and (len(times) != t or np.any(np.diff(times) <= 0)):
-        raise ValueError(f"times must give one strictly increasing time per frame ({t} frames)")
+        raise UsageError(f"times must give one strictly increasing time per frame ({t} frames)")
     with VideoWriter(path, fps, crf=crf, gop=gop, timed=times is not None, rotation=rotation) as writer:
         for i, image in enumerate(frames):
             writer.write(image, None if times is None else times[i])
@@ -78,11 +80,11 @@ class VideoWriter:
         """One uint8 RGB frame (H, W, 3); `time` in seconds when the writer is `timed`."""
         h, w = image.shape[:2]
         if h % 2 or w % 2:
-            raise ValueError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
+            raise UsageError(f"H.264 with yuv420p needs even sizes; got {w}x{h}")
         if self.stream is None:
             self._start(w, h)
         elif (w, h) != (self.stream.width, self.stream.height):
-            raise ValueError(f"every frame must be {self.stream.width}x{self.stream.height}; got {w}x{h}")
+            raise UsageError(f"every frame must be {self.stream.width}x{self.stream.height}; got {w}x{h}")
         frame = _yuv420p(image)
         if self.timed:
             frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
