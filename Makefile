@@ -1,18 +1,25 @@
 # Two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine
 # (torch==2.13.0 first, then the package and its extras) and skips what is already there.
+# `make test` runs the tests, then `make wheel-test` (the built wheel in a fresh venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= stillmotion-demo
 
-.PHONY: demo test gpu-test gpu-bench install clean
+.PHONY: demo test wheel-test gpu-test gpu-bench install clean
 
 demo: $(VENV)/.installed
 	$(BIN)/stillmotion demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+	$(MAKE) wheel-test
+
+# The package as a user gets it: a wheel installed into a fresh venv that already has torch
+# (which must stay), then the installed `stillmotion configs list` and `stillmotion demo`.
+wheel-test: $(VENV)/.installed
+	$(BIN)/python tools/wheel_test.py
 
 gpu-test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m cuda
@@ -35,4 +42,4 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml constraints.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) build dist src/*.egg-info .pytest_cache
