@@ -41,11 +41,11 @@ import transformers
 
 from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
 from stillmotion.cache.store import TokenStore
+from stillmotion.config import load_config
 from stillmotion.data.manifest import Sample
 from stillmotion.encoders.hf import HFEncoder
 from stillmotion.model import LoadedModel, model_for
 from stillmotion.stream import Streamer
-from stillmotion.train.config import load_config
 from stillmotion.video.decode import read_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -125,7 +125,7 @@ def diagnose(work: Path, clips: Path) -> dict:
 
 
 def run(config: str, overrides: list[str], out: Path) -> dict:
-    from stillmotion.train.config import load_config
+    from stillmotion.config import load_config
     from stillmotion.train.trainer import train
 
     start = time.perf_counter()

@@ -26,11 +26,10 @@ from pathlib import Path
 import torch
 
 from stillmotion import runtime
+from stillmotion.config import load_config
 from stillmotion.encoders import load
-from stillmotion.model import load_model, model_for
+from stillmotion.model import checkpoint, load_model, model_for
 from stillmotion.stream.run import run_stream
-from stillmotion.train import checkpoint
-from stillmotion.train.config import load_config
 from stillmotion.video.decode import read_frames
 from stillmotion.video.write import write_video
 

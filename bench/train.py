@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from stillmotion.config import load_config
 from stillmotion.runtime import keep_freed_memory
-from stillmotion.train.config import load_config
 from stillmotion.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

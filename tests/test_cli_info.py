@@ -11,7 +11,7 @@ import pytest
 from stillmotion import configs
 from stillmotion.cache import TokenStore
 from stillmotion.cli import main
-from stillmotion.train.config import ConfigError, load_config
+from stillmotion.config import ConfigError, load_config
 
 REPO = Path(__file__).parents[1]
 
@@ -43,7 +43,7 @@ def test_print_config_prints_the_resolved_config_and_runs_nothing(tmp_path, caps
     monkeypatch.chdir(tmp_path)
     assert main(["train", "prp", "data.train=videos/", "temporal.name=gmmix", "train.steps=7", "--print-config"]) == 0
     out = capsys.readouterr().out
-    from stillmotion.train.config import from_yaml
+    from stillmotion.config import from_yaml
 
     cfg = from_yaml(out)
     assert cfg == load_config("prp", ["data.train=videos/", "temporal.name=gmmix", "train.steps=7"])

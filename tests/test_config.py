@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from stillmotion.train.config import ConfigError, differences, from_yaml, load_config, to_yaml
+from stillmotion.config import ConfigError, differences, from_yaml, load_config, to_yaml
 
 
 def _write(tmp_path, text):

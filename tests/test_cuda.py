@@ -48,8 +48,8 @@ def test_the_scans_on_cuda_equal_the_loop():
 def test_one_training_step_of_each_gpu_config_shape(config, tmp_path):
     from pathlib import Path
 
+    from stillmotion.config import load_config
     from stillmotion.model import model_for
-    from stillmotion.train.config import load_config
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "gpu" / f"{config}.yaml", ["data.train=x"])
     kind = {"box_tracking": "boxes"}.get(cfg.task.name, "classes")

@@ -8,8 +8,8 @@ import pytest
 
 from stillmotion.cache.store import TokenStore
 from stillmotion.cli import main
+from stillmotion.config import load_config
 from stillmotion.data.synthetic import MotionTaskConfig, generate_motion_task
-from stillmotion.train.config import load_config
 from stillmotion.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]

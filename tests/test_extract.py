@@ -8,8 +8,7 @@ from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
 from stillmotion.cache.pool import pool_tokens
 from stillmotion.cache.views import ViewMaker, ViewParams, augment, view_params
 from stillmotion.data import Sample
-from stillmotion.video import read_frames, write_video
-from stillmotion.video import transforms as Tr
+from stillmotion.video import read_frames, transforms as Tr, write_video
 
 
 def test_spatial_pooling_averages_blocks_and_channel_pooling_averages_groups():

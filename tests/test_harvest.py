@@ -5,15 +5,15 @@ transformers' forward there; and patch dropping on cached tokens for the frozen 
 import pytest
 import torch
 import transformers
+from test_text import tokenizer
 
+from stillmotion.config import ConfigError, load_config
 from stillmotion.data.captions import CaptionSuiteConfig, generate_caption_suite
 from stillmotion.data.manifest import read_manifest
 from stillmotion.model import model_for
 from stillmotion.model.harvest import HarvestTower, vision_tower
-from stillmotion.train.config import ConfigError, load_config
 from stillmotion.train.evaluate import evaluate_run
 from stillmotion.train.trainer import train
-from test_text import tokenizer
 
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
 

@@ -10,18 +10,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_reference import encoder_inputs, fixture
 
 from stillmotion.cli import main
 from stillmotion.data.manifest import Sample, write_manifest
 from stillmotion.heads.tracking import to_cxcywh, to_xyxy
+from stillmotion.model import checkpoint, model_for
 from stillmotion.reference.cores import CLASSES
 from stillmotion.reference.release import ReferenceImportError, import_reference, read_state
 from stillmotion.tasks import TASKS as OUR_TASKS
-from stillmotion.train import checkpoint
-from stillmotion.model import model_for
 from stillmotion.video.decode import probe
 from stillmotion.video.write import write_video
-from test_reference import encoder_inputs, fixture
 
 #: fixture -> the released task it stands for
 STEMS = {"classification_gatedmambamix": "ssv2", "classification_gated_transformer": "ssv2",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from stillmotion.cache.views import ViewParams
+from stillmotion.config import TaskConfig, load_config
 from stillmotion.data.annotations import save_annotations
 from stillmotion.data.manifest import Sample
 from stillmotion.data.scenes import FOCAL, Z0, SceneConfig, generate_scenes, render_scene
@@ -16,7 +17,6 @@ from stillmotion.model.video import VideoModel
 from stillmotion.tasks import TASKS, Clip, Video
 from stillmotion.tasks.metrics import pose_errors, pose_targets, relative_poses, rotation_from_6d
 from stillmotion.tasks.pose import mirror_poses
-from stillmotion.train.config import TaskConfig, load_config
 from stillmotion.train.data import collate
 from stillmotion.train.trainer import Trainer
 

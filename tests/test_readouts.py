@@ -7,11 +7,11 @@ import pytest
 import torch
 import transformers as T
 
+from stillmotion.config import ConfigError, load_config
 from stillmotion.data.scenes import SceneConfig, generate_scenes
-from stillmotion.model.video import VideoModel
 from stillmotion.heads.readouts import READOUTS, readout_for
 from stillmotion.heads.tracking import to_cxcywh, to_xyxy
-from stillmotion.train.config import ConfigError, load_config
+from stillmotion.model.video import VideoModel
 from stillmotion.train.data import collate
 from stillmotion.train.trainer import Trainer
 

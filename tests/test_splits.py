@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from stillmotion.config import ConfigError, load_config
 from stillmotion.data.manifest import Sample
 from stillmotion.data.splits import shared_videos, split_by_video
-from stillmotion.train.config import ConfigError, load_config
 from stillmotion.train.trainer import _split
 
 

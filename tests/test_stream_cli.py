@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_streaming import make_run
 
 from stillmotion.cli import main
 from stillmotion.data.annotations import save_annotations
@@ -21,7 +22,6 @@ from stillmotion.stream.run import first_query, run_stream
 from stillmotion.stream.sources import Frame, open_source
 from stillmotion.video.decode import probe, read_frames
 from stillmotion.video.write import write_video
-from test_streaming import make_run
 
 FRAMES = 9
 

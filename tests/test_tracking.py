@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from stillmotion.config import TaskConfig, load_config
 from stillmotion.data.annotations import save_annotations
 from stillmotion.data.manifest import Sample, read_manifest, write_manifest
 from stillmotion.data.scenes import SceneConfig, generate_scenes
-from stillmotion.model.video import VideoModel
 from stillmotion.heads.tracking import BoxHead, PointHead, sample
+from stillmotion.model.video import VideoModel
 from stillmotion.tasks import TASKS, Clip, Video
-from stillmotion.train.config import TaskConfig, load_config
 from stillmotion.train.trainer import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]

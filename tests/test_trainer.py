@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stillmotion.train import checkpoint
-from stillmotion.train.config import load_config
+from stillmotion.config import load_config
+from stillmotion.model import checkpoint
 from stillmotion.train.trainer import Trainer, load_core, train, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from stillmotion.config import TaskConfig, load_config
 from stillmotion.data.captions import CaptionSuiteConfig, caption, generate_caption_suite, render, reversed_events
 from stillmotion.data.manifest import Sample, read_manifest
 from stillmotion.tasks import TASKS, Clip
-from stillmotion.train.config import TaskConfig, load_config
 from stillmotion.train.trainer import train
 from stillmotion.video import sampling
 
@@ -160,7 +160,7 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
 
     from safetensors.torch import load_file
 
-    from stillmotion.train import checkpoint
+    from stillmotion.model import checkpoint
 
     manifest = generate_caption_suite(tmp_path / "suite", CaptionSuiteConfig(train=4, val=2, frames=8, size=64),
                                       progress=False)

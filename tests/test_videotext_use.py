@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from stillmotion.cli import main
+from stillmotion.config import load_config
 from stillmotion.data.captions import CaptionSuiteConfig, generate_caption_suite
 from stillmotion.data.manifest import Sample, read_manifest, write_manifest
-from stillmotion.train.config import load_config
 from stillmotion.train.trainer import train
 from stillmotion.video import sampling
 from stillmotion.videotext import TEMPLATES, choose, class_embeddings, open_video_text, search, zero_shot

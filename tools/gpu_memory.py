@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 import transformers
 
+from stillmotion.config import load_config
 from stillmotion.model import model_for
-from stillmotion.temporal import mamba as mamba_module
-from stillmotion.temporal import scan
-from stillmotion.train.config import load_config
+from stillmotion.temporal import mamba as mamba_module, scan
 
 REPO = Path(__file__).resolve().parents[1]
 #: token grid and width of the configs' encoders at 224 px

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from stillmotion.config import load_config
 from stillmotion.data.scenes import SceneConfig, generate_scenes
 from stillmotion.data.sources import load_samples
 from stillmotion.data.synthetic import MotionTaskConfig, generate_motion_task
 from stillmotion.model import load_model
 from stillmotion.stream.run import run_stream
-from stillmotion.train.config import load_config
 from stillmotion.train.trainer import train
 from stillmotion.video.decode import read_frames
 

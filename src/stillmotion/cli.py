@@ -135,7 +135,7 @@ def _token_layout(store) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from stillmotion.train.config import load_config, to_yaml
+    from stillmotion.config import load_config, to_yaml
     from stillmotion.train.trainer import train
 
     cfg = load_config(args.config, args.overrides)

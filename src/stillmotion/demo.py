@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
+from stillmotion.config import Config, load_config
 from stillmotion.data.synthetic import CLASSES, MotionTaskConfig, generate_motion_task
 from stillmotion.encoders import DEFAULT_ENCODER, load
 from stillmotion.model import load_model
 from stillmotion.stream import Streamer
-from stillmotion.train.config import Config, load_config
 from stillmotion.train.logs import RunLog, plot_curves
 from stillmotion.train.trainer import Trainer
 from stillmotion.video.decode import read_frames

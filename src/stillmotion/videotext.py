@@ -26,9 +26,8 @@ from safetensors.torch import load_file, save_file
 
 from stillmotion.data.manifest import Sample
 from stillmotion.errors import UsageError
-from stillmotion.model import LoadedModel, load_model
+from stillmotion.model import LoadedModel, checkpoint, load_model
 from stillmotion.text import FrozenTextEncoder, load as load_text
-from stillmotion.train import checkpoint
 from stillmotion.train.source import ClipSource
 from stillmotion.video import sampling
 from stillmotion.video.decode import read_frames
@@ -104,9 +103,9 @@ def image_text_model(name: str, frames: int = 8, device: str | None = None) -> V
     model with no video training: its vision tower over `frames` frames spread over each video,
     every patch kept, the frames' embeddings averaged; its own text tower. The baseline that
     post-pretraining must beat. Video embeddings are kept in a temporary folder."""
+    from stillmotion.config import load_config
     from stillmotion.encoders import load as load_encoder
     from stillmotion.model.harvest import HarvestTower, vision_tower
-    from stillmotion.train.config import load_config
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = load_config(None, ["data.train=none", "data.online=true", f"data.encoder={name}", f"data.frames={frames}",

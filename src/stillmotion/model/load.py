@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from stillmotion.cache.pool import pool_tokens, pooled_shape
+from stillmotion.config import Config
 from stillmotion.encoders import FrozenEncoder, encoder_options, load as load_encoder
 from stillmotion.errors import UsageError
+from stillmotion.model import checkpoint
 from stillmotion.model.video import VideoModel
-from stillmotion.train import checkpoint
-from stillmotion.train.config import Config
 
 
 @dataclass

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 
+from stillmotion.config import Config, DataConfig, HeadConfig, TaskConfig, TemporalConfig, TrainConfig, check
 from stillmotion.errors import UsageError
+from stillmotion.model import checkpoint
 from stillmotion.reference.cores import core_name, core_settings, load_strict, to_ours
 from stillmotion.reference.readouts import attentive_state, part
-from stillmotion.train import checkpoint
-from stillmotion.train.config import Config, DataConfig, HeadConfig, TaskConfig, TemporalConfig, TrainConfig, check
 
 ARCHS = ("dinov3_rvmrnn", "dinov3_mamba", "dinov3_mambamix", "dinov3_gatedmambamix")
 SIZES = {"small": "dinov3-s", "base": "dinov3-b", "large": "dinov3-l"}  # the frozen ViT each size needs

@@ -11,7 +11,7 @@ import numpy as np
 from stillmotion.cache.views import Window, view_window
 from stillmotion.data.annotations import AnnotationError, Annotations, load_annotations
 from stillmotion.tasks.base import Clip, Task, Video
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 from stillmotion.video.decode import probe
 from stillmotion.video.errors import VideoDecodeError
 

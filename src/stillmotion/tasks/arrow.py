@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stillmotion.tasks.base import Clip, Video, spaced_starts
 from stillmotion.tasks.classification import ClassTask
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 
 
 class ArrowOfTime(ClassTask):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 
 
 @dataclass(frozen=True)

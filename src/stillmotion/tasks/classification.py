@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
+from stillmotion.tasks.config import TaskConfig
 from stillmotion.tasks.metrics import average_by_group, topk_accuracy
-from stillmotion.train.config import TaskConfig
 
 
 class ClassTask(Task):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from stillmotion.errors import UsageError
 from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 
 
 def hidden_frames(length: int, ratio: float, rng: np.random.Generator) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from stillmotion.errors import UsageError
 from stillmotion.tasks.base import Clip, Video, spaced_starts
 from stillmotion.tasks.classification import ClassTask
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 from stillmotion.video.sampling import playback_rate
 
 

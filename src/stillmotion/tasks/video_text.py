@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from stillmotion import dist
 from stillmotion.tasks.base import Clip, Task, Video
-from stillmotion.train.config import TaskConfig
+from stillmotion.tasks.config import TaskConfig
 from stillmotion.video import sampling
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from stillmotion import dist
+from stillmotion.config import ConfigError, with_overrides
 from stillmotion.data.manifest import Sample
 from stillmotion.data.sources import load_samples
 from stillmotion.model import LoadedModel, load_model
 from stillmotion.tasks import TASKS
-from stillmotion.train.config import ConfigError, with_overrides
 from stillmotion.train.source import ClipSource
 
 #: settings that shape the model: a checkpoint is scored with the values it was trained with

@@ -21,10 +21,10 @@ from stillmotion import dist
 from stillmotion.cache.extract import ExtractConfig, ExtractReport, cache_meta, extract
 from stillmotion.cache.pool import pool_tokens, pooled_shape
 from stillmotion.cache.store import TokenStore
+from stillmotion.config import Config
 from stillmotion.data.manifest import Sample
 from stillmotion.encoders import FrozenEncoder
 from stillmotion.tasks import Task, Video
-from stillmotion.train.config import Config
 from stillmotion.train.data import PixelClips, TokenClips, collate, video_rows
 
 

@@ -27,15 +27,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stillmotion import dist
+from stillmotion.config import Config, ConfigError, differences
 from stillmotion.data.manifest import Sample, class_names
 from stillmotion.data.sources import load_samples
 from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.encoders import encoder_options, load as load_encoder
-from stillmotion.model import VideoModel, model_for
+from stillmotion.model import VideoModel, checkpoint, model_for
 from stillmotion.seeding import seeded
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task
-from stillmotion.train import checkpoint
-from stillmotion.train.config import Config, ConfigError, differences
 from stillmotion.train.data import collate
 from stillmotion.train.logs import RunLog, plot_curves
 from stillmotion.train.source import ClipSource

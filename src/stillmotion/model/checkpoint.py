@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from stillmotion.train.config import Config, from_yaml, to_yaml
+from stillmotion.config import Config, from_yaml, to_yaml
 
 WEIGHTS, TRAINING, CONFIG, BEST = "model.safetensors", "training.pt", "config.yaml", "best.json"
 
