@@ -32,19 +32,27 @@ def test_short_clip_policy_pad_repeats_the_last_frame_and_reject_raises():
         S.random_window(5, 4, 2, rng, policy="loop")
 
 
-def test_sliding_windows_cover_every_frame():
-    wins = S.sliding_windows(10, 4)
-    assert [w.tolist() for w in wins] == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
-    assert [w.tolist() for w in S.sliding_windows(9, 3, stride=2, step=2)] == [[0, 2, 4], [2, 4, 6], [4, 6, 8]]
-    assert [w.tolist() for w in S.sliding_windows(2, 3)] == [[0, 1, 1]]
+def test_consecutive_rows_stop_at_the_end_and_spaced_starts_span_the_video():
+    assert S.consecutive(3, 4, 10) == (3, 4, 5, 6)
+    assert S.consecutive(8, 4, 10) == (8, 9)  # cut at the end; the clip reader pads
+    assert S.spaced_starts(20, 5, 4) == [0, 5, 10, 15]  # from the first to the last start that fits
+    assert S.spaced_starts(20, 5, 1) == [7]  # one clip: the middle
+    assert S.spaced_starts(4, 6, 3) == [0, 0, 0]  # shorter than the clip: every start is 0
 
 
-def test_multi_view_spreads_clips_and_crops():
-    views = S.multi_view(100, 8, 2, clips=3, crops=3)
-    assert len(views) == 9
-    assert [v.indices[0] for v in views[::3]] == [0, 42, 85]  # free = 100 - 15 = 85
-    assert [v.crop for v in views[:3]] == [0, 1, 2]
-    assert views[-1].indices[-1] == 99
+def test_the_arrow_task_draws_its_clips_with_the_sampler():
+    from stillmotion.tasks.arrow import ArrowOfTime
+    from stillmotion.tasks.base import Video
+    from stillmotion.tasks.config import TaskConfig
+
+    task = ArrowOfTime(TaskConfig(name="arrow_of_time", rates=[1, 3]), 4, None)
+    video = Video("v", 12)
+    clips = task.train_clips(video, 6, np.random.default_rng(5))
+    rng, strides = np.random.default_rng(5), [1, 3]
+    for clip in clips:
+        stride = strides[int(rng.integers(2))]
+        rows, label = S.arrow_of_time(12, 4, stride, rng, policy="reject")
+        assert (clip.rows, clip.target) == (tuple(int(r) for r in rows), label)
 
 
 def test_playback_rate_labels_the_stride_and_only_draws_fitting_rates():

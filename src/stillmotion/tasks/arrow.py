@@ -6,9 +6,10 @@ each both ways, so chance is exactly 0.5. A core blind to order (`mean`) cannot 
 
 from __future__ import annotations
 
-from stillmotion.tasks.base import Clip, Video, spaced_starts
+from stillmotion.tasks.base import Clip, Video
 from stillmotion.tasks.classification import ClassTask
 from stillmotion.tasks.config import TaskConfig
+from stillmotion.video.sampling import arrow_of_time, spaced_starts
 
 
 class ArrowOfTime(ClassTask):
@@ -29,10 +30,8 @@ class ArrowOfTime(ClassTask):
         strides, clips = self._strides(video), []
         for _ in range(count):
             stride = strides[int(rng.integers(len(strides)))]
-            span = stride * (self.frames - 1) + 1
-            rows = tuple(range(int(rng.integers(video.num_frames - span + 1)), video.num_frames)[:span:stride])
-            backward = int(rng.integers(2))
-            clips.append(Clip(video.id, rows[::-1] if backward else rows, backward))
+            rows, backward = arrow_of_time(video.num_frames, self.frames, stride, rng, policy="reject")
+            clips.append(Clip(video.id, tuple(int(r) for r in rows), backward))
         return clips
 
     def eval_clips(self, video):

@@ -89,15 +89,3 @@ class Task:
     def metrics(self, scores: list, clips: list[Clip]) -> dict:
         """Numbers from every clip's `score`, in the order of `clips`."""
         raise NotImplementedError
-
-
-def spaced_starts(num_frames: int, span: int, count: int) -> list[int]:
-    """`count` start rows from the first to the last at which a clip of `span` rows fits,
-    evenly spaced (one: the middle; repeats when the video allows fewer distinct starts)."""
-    room = max(num_frames - span, 0)
-    return [room * i // (count - 1) for i in range(count)] if count > 1 else [room // 2]
-
-
-def consecutive(start: int, frames: int, num_frames: int) -> tuple[int, ...]:
-    """`frames` rows from `start`, stopping at the video's end (a shorter clip is padded)."""
-    return tuple(range(start, min(start + frames, num_frames)))

@@ -7,9 +7,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
+from stillmotion.tasks.base import Clip, Task, Video
 from stillmotion.tasks.config import TaskConfig
 from stillmotion.tasks.metrics import average_by_group, topk_accuracy
+from stillmotion.video.sampling import consecutive, spaced_starts
 
 
 class ClassTask(Task):

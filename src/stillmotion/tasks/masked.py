@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from stillmotion.errors import UsageError
 from stillmotion.seeding import seeded
-from stillmotion.tasks.base import Clip, Task, Video, consecutive, spaced_starts
+from stillmotion.tasks.base import Clip, Task, Video
 from stillmotion.tasks.config import TaskConfig
+from stillmotion.video.sampling import consecutive, spaced_starts
 
 
 def hidden_frames(length: int, ratio: float, rng: np.random.Generator) -> tuple[int, ...]:

@@ -9,10 +9,10 @@ placed clips at the exact stride; accuracy against chance 1 / len(rates)."""
 from __future__ import annotations
 
 from stillmotion.errors import UsageError
-from stillmotion.tasks.base import Clip, Video, spaced_starts
+from stillmotion.tasks.base import Clip, Video
 from stillmotion.tasks.classification import ClassTask
 from stillmotion.tasks.config import TaskConfig
-from stillmotion.video.sampling import playback_rate
+from stillmotion.video.sampling import playback_rate, spaced_starts
 
 
 class PlaybackRate(ClassTask):

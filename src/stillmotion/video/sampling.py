@@ -1,13 +1,22 @@
-"""Frame samplers: pure index arithmetic over a video of `num_frames` frames.
+"""Frame samplers: pure index arithmetic over a video of `num_frames` frames, the one place
+where clips' frames are chosen (the tasks, the synthetic data, streaming and the benches use
+these).
 
-Every sampler returns frame positions (int64 arrays) for `read_frames`. When a video is shorter
-than the span a sampler needs, `policy` decides: "pad" (default) keeps the indices that exist
-and repeats the last frame for the rest; "reject" raises ClipTooShortError.
+- whole-video: `uniform` (segment centres), `spread` (first to last, mirror-symmetric),
+  `segments` (one random frame per segment: TSN's training draw);
+- windows: `random_window`, `consecutive` (rows from a start, cut at the end), `spaced_starts`
+  (evaluation's evenly spaced starts);
+- pretexts: `playback_rate` (AdViSe's PRP), `arrow_of_time`;
+- `resample`: positions that play a video at another frame rate.
+
+Samplers return frame positions (int64 arrays, or tuples of rows) for `read_frames` and the
+token cache. When a video is shorter than the span a sampler needs, `policy` decides: "pad"
+(default) keeps the indices that exist and repeats the last frame for the rest; "reject" raises
+ClipTooShortError.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -87,33 +96,16 @@ def random_window(num_frames: int, n: int, stride: int, rng: np.random.Generator
     return _fit(start + stride * np.arange(n), num_frames, policy)
 
 
-def sliding_windows(num_frames: int, n: int, stride: int = 1, step: int | None = None, policy: str = "pad") -> list[np.ndarray]:
-    """Dense windows of n frames at `stride`, starting every `step` frames (default: one span,
-    no overlap); a last window is aligned to the end so every frame is covered."""
-    _check(num_frames, n, stride)
-    width = span(n, stride)
-    step = step or width
-    if width > num_frames:
-        return [_fit(stride * np.arange(n), num_frames, policy)]
-    starts = list(range(0, num_frames - width + 1, step))
-    if starts[-1] != num_frames - width:
-        starts.append(num_frames - width)
-    return [s + stride * np.arange(n) for s in starts]
+def spaced_starts(num_frames: int, span: int, count: int) -> list[int]:
+    """`count` start rows from the first to the last at which a clip of `span` rows fits,
+    evenly spaced (one: the middle; repeats when the video allows fewer distinct starts)."""
+    room = max(num_frames - span, 0)
+    return [room * i // (count - 1) for i in range(count)] if count > 1 else [room // 2]
 
 
-@dataclass(frozen=True)
-class View:
-    indices: np.ndarray  # frame positions of this temporal clip
-    crop: int  # spatial crop position 0 .. crops - 1 (see transforms.crop_at)
-
-
-def multi_view(num_frames: int, n: int, stride: int, clips: int, crops: int = 3, policy: str = "pad") -> list[View]:
-    """Test-time views: `clips` windows spread evenly over the video, each at `crops` spatial
-    positions (clips x crops views, clip-major)."""
-    _check(num_frames, n, stride)
-    free = max(num_frames - span(n, stride), 0)
-    starts = np.round(np.linspace(0, free, clips)) if clips > 1 else np.array([free // 2])
-    return [View(_fit(int(s) + stride * np.arange(n), num_frames, policy), c) for s in starts for c in range(crops)]
+def consecutive(start: int, frames: int, num_frames: int) -> tuple[int, ...]:
+    """`frames` rows from `start`, stopping at the video's end (a shorter clip is padded)."""
+    return tuple(range(start, min(start + frames, num_frames)))
 
 
 def playback_rate(num_frames: int, n: int, rng: np.random.Generator, rates: Sequence[int] = (1, 2, 4, 8),
