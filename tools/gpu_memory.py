@@ -38,6 +38,13 @@ def cuda_scan(x, dt, A, Bm, Cm, Dskip, h0=None):
     return scan.selective_scan_parallel(x, dt, A, Bm, Cm, Dskip, h0)
 
 
+def outputs(path: Path, cfg) -> int:
+    """Classes of a config's task: PRP's rates, else its dataset's classes."""
+    if cfg.task.name == "prp":
+        return len(cfg.task.rates)
+    return 101 if path.stem.startswith("ucf101") else 174  # UCF101, else Something-Something v2
+
+
 def saved_bytes(step) -> int:
     total = 0
 
@@ -69,7 +76,7 @@ def estimate(path: Path, gpus: int) -> dict:
     else:
         grid, dim = ENCODERS[cfg.data.encoder]
         kind = {"box_tracking": "boxes"}.get(cfg.task.name, "classes")
-        model = model_for(cfg, kind, 174 if kind == "classes" else 0, dim, grid).train()
+        model = model_for(cfg, kind, outputs(path, cfg) if kind == "classes" else 0, dim, grid).train()
         x = torch.randn(1, t, grid[0] * grid[1], dim)
         query = torch.tensor([[0.3, 0.3, 0.6, 0.6]]) if kind == "boxes" else None
         step = lambda: model(x, query=query).square().sum()  # noqa: E731

@@ -615,8 +615,7 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
                         "test list (msrvtt)")
     parser.add_argument("--fold", type=int, default=1, help="which official split: ucf101 / hmdb51 1-3 (default: "
                         "%(default)s)")
-    if not any(a.dest == "split" for a in parser._actions):
-        parser.add_argument("--split", help="only the videos of this split of the manifest (train, val, test, ...)")
+    parser.add_argument("--split", help="only the videos of this split of the manifest (train, val, test, ...)")
     parser.add_argument("--labels", help="Something-Something v2 labels JSON")
 
 

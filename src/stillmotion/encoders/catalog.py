@@ -25,13 +25,13 @@ class Entry:
 #: short name -> (architecture, D, patch, trained size, parameters in millions)
 _HF = {
     "dinov2-s": ("DINOv2 ViT-S/14", 384, 14, 224, 22), "dinov2-b": ("DINOv2 ViT-B/14", 768, 14, 224, 86),
-    "dinov2-l": ("DINOv2 ViT-L/14", 1024, 14, 224, 304), "dinov2-g": ("DINOv2 ViT-g/14", 1536, 14, 224, 1136),
-    "dinov3-s": ("DINOv3 ViT-S/16", 384, 16, 224, 22), "dinov3-b": ("DINOv3 ViT-B/16", 768, 16, 224, 86),
-    "dinov3-l": ("DINOv3 ViT-L/16", 1024, 16, 224, 304),
-    "siglip-b": ("SigLIP B/16", 768, 16, 224, 93), "siglip-so400m": ("SigLIP So400m/14", 1152, 14, 384, 428),
-    "siglip2-b": ("SigLIP2 B/16", 768, 16, 224, 93), "siglip2-b-naflex": ("SigLIP2 B/16 NaFlex", 768, 16, 224, 93),
+    "dinov2-l": ("DINOv2 ViT-L/14", 1024, 14, 224, 300), "dinov2-g": ("DINOv2 ViT-g/14", 1536, 14, 224, 1100),
+    "dinov3-s": ("DINOv3 ViT-S/16", 384, 16, 224, 21), "dinov3-b": ("DINOv3 ViT-B/16", 768, 16, 224, 86),
+    "dinov3-l": ("DINOv3 ViT-L/16", 1024, 16, 224, 300),
+    "siglip-b": ("SigLIP B/16", 768, 16, 224, 86), "siglip-so400m": ("SigLIP So400m/14", 1152, 14, 384, 400),
+    "siglip2-b": ("SigLIP2 B/16", 768, 16, 224, 86), "siglip2-b-naflex": ("SigLIP2 B/16 NaFlex", 768, 16, 224, 86),
     "clip-b16": ("CLIP ViT-B/16", 768, 16, 224, 86), "clip-l14": ("CLIP ViT-L/14", 1024, 14, 224, 304),
-    "ijepa-h14": ("I-JEPA ViT-H/14", 1280, 14, 224, 630),
+    "ijepa-h14": ("I-JEPA ViT-H/14", 1280, 14, 224, 632),
 }
 for _size in ("s", "b", "l", "g"):
     _arch, *_rest = _HF[f"dinov2-{_size}"]

@@ -23,8 +23,9 @@ class CrossBlock(nn.Module):
 
 
 class MaskedTextDecoder(nn.Module):
-    """text (B, L, H): the frozen encoder's states of the masked caption; video (B, M, D'): the
-    core's tokens (M = T x N, `video_mask` (B, M) the real ones); `at` (B, L) the hidden
+    """text (B, L, H): the frozen encoder's states of the masked caption; video (B, M, D'): what
+    the video tower gives (the core's tokens, M = T x N, for the frozen tower; one embedding per
+    frame, M = T, for `HarvestTower`), `video_mask` (B, M) the real ones; `at` (B, L) the hidden
     positions -> logits over the vocabulary (K, V) for the K hidden positions, in row order."""
 
     def __init__(self, text_hidden: int, video_width: int, vocab: int, width: int = 256, heads: int = 4,

@@ -61,7 +61,7 @@ class BoxTracking(AnnotatedTask):
     def score(self, outputs, batch):
         """Per clip: the IoUs of the tracked and of the held box at its annotated frames after the first."""
         true, query = batch["boxes"].cpu(), self.inputs(batch)["query"].cpu()
-        pred = outputs.cpu()
+        pred = outputs.float().cpu()
         results = []
         for b in range(len(true)):
             ok = true[b].isfinite().all(-1)

@@ -37,7 +37,7 @@ class Depth(AnnotatedTask):
 
     def score(self, outputs, batch):
         """Per clip: one (AbsRel, delta1, constant-prediction AbsRel) per frame with measured pixels."""
-        true, pred = batch["depth"].cpu(), outputs.cpu()
+        true, pred = batch["depth"].cpu(), outputs.float().cpu()
         results = []
         for b in range(len(true)):
             frames = []

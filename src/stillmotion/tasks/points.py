@@ -61,7 +61,7 @@ class PointTracking(AnnotatedTask):
         """Per clip, over queried points at labelled frames after the first: predicted and true
         positions (pixels of 256 x 256) and visibility, and the held points' positions."""
         true, seen, query = batch["points"].cpu(), batch["visible"].cpu(), self.inputs(batch)["query"].cpu()
-        pred = outputs.cpu()
+        pred = outputs.float().cpu()
         labelled = true.isfinite().all(-1) & self.queried(batch).cpu()[:, None]
         labelled[:, 0] = False
         results = []
