@@ -79,5 +79,9 @@ def gather_objects(items: list) -> list:
 
 
 def stop() -> None:
+    """Leave the process group once every rank is done: without the barrier a rank that
+    finishes first could tear its gloo connections down under another rank's last collective,
+    which aborts that process."""
     if dist.is_initialized():
+        barrier()
         dist.destroy_process_group()
