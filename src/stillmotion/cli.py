@@ -284,10 +284,7 @@ def _configs_list(args: argparse.Namespace) -> int:
 def _configs_show(args: argparse.Namespace) -> int:
     from stillmotion import configs
 
-    path = configs.find(args.name)
-    if path is None:
-        raise UsageError(f"no shipped config {args.name!r}; shipped: {', '.join(configs.names())}")
-    print(path.read_text(), end="")
+    print(configs.get(args.name).read_text(), end="")
     return 0
 
 

@@ -151,7 +151,7 @@ def resolve(path: str | Path) -> Path:
 
     if Path(path).is_file():
         return Path(path)
-    shipped = configs.find(str(path)) if Path(path).parent in (Path("."), Path("cpu"), Path("gpu")) else None
+    shipped = configs.find(str(path))
     if shipped is None:
         raise ConfigError(f"{path}: no such config file, and no shipped config of that name (`stillmotion configs "
                           f"list`: {', '.join(configs.names())})")

@@ -6,6 +6,7 @@ find `cpu/prp.yaml`; a name may carry its folder (`gpu/ssv2_dinov3_gmmix_stream`
 
     names()              # ["cpu/arrow_of_time", ..., "gpu/webvid_clip_b16_harvest"]
     find("prp")          # Path of cpu/prp.yaml, or None
+    get("prp")           # the same, or a UsageError naming the shipped configs
     summary("prp")       # the file's first comment line
 """
 
@@ -33,12 +34,17 @@ def find(name: str) -> Path | None:
     return FOLDER / f"{matches[0]}.yaml" if matches else None
 
 
-def summary(name: str) -> str:
-    """The first comment line of a shipped config (what it is for)."""
+def get(name: str) -> Path:
+    """The shipped config called `name`; a UsageError naming the shipped ones if there is none."""
     path = find(name)
     if path is None:
         raise UsageError(f"no shipped config {name!r}; shipped: {', '.join(names())}")
-    for line in path.read_text().splitlines():
+    return path
+
+
+def summary(name: str) -> str:
+    """The first comment line of a shipped config (what it is for)."""
+    for line in get(name).read_text().splitlines():
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
