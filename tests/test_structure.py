@@ -1,4 +1,5 @@
-"""No import circle between the package's folders and top-level modules (lazy imports count)."""
+"""No import circle in the package: neither between modules nor between folders (lazy imports,
+inside functions, count too: they only hide a circle until the day they run first)."""
 
 import ast
 from pathlib import Path
@@ -6,22 +7,48 @@ from pathlib import Path
 PACKAGE = Path(__file__).parents[1] / "src" / "stillmotion"
 
 
-def _imports() -> dict[str, set[str]]:
-    """folder or top-level module -> the others it imports (at any depth, lazily or not)."""
+def _module_name(path: Path) -> str:
+    """src/stillmotion/video/decode.py -> stillmotion.video.decode; a package's __init__.py -> the package."""
+    parts = ("stillmotion", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    where = PACKAGE.parent.joinpath(*name.split("."))
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
+
+def _targets(node: ast.AST) -> list[str]:
+    """The package's modules an import statement loads by name: `from a.b import c` loads a.b.c
+    when c is a module, else a.b (the implicit import of parent packages is left out: a module
+    importing its own folder's siblings is not a circle)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "stillmotion"]
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "stillmotion":
+        subs = [f"{node.module}.{a.name}" for a in node.names if _is_module(f"{node.module}.{a.name}")]
+        return subs + ([node.module] if len(subs) < len(node.names) else [])
+    return []
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """module -> the package's modules it imports (at any depth in its file, lazily or not)."""
     edges: dict[str, set[str]] = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE).parts
-        here = parts[0] if len(parts) > 1 else parts[0].removesuffix(".py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stillmotion":
-                names = [node.module] if "." in node.module else [f"stillmotion.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names if a.name.startswith("stillmotion.")]
-            for name in names:
-                there = name.split(".")[1]
-                if there != here:
-                    edges.setdefault(here, set()).add(there)
+    for path in sorted(PACKAGE.rglob("*.py")):
+        here = _module_name(path)
+        tree = ast.parse(path.read_text())
+        assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree)), f"{path}: relative import"
+        edges[here] = {t for n in ast.walk(tree) for t in _targets(n) if t != here}
+    return edges
+
+
+def _folder_imports(modules: dict[str, set[str]]) -> dict[str, set[str]]:
+    """folder or top-level module (video, train, config, ...) -> the others its modules import."""
+    top = lambda name: name.split(".")[1] if "." in name else name  # noqa: E731
+    edges: dict[str, set[str]] = {}
+    for here, theirs in modules.items():
+        for there in theirs:
+            if top(there) != top(here):
+                edges.setdefault(top(here), set()).add(top(there))
     return edges
 
 
@@ -47,13 +74,48 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def test_no_import_circle_between_modules():
+    edges = _module_imports()
+    assert "stillmotion.video.container" in edges["stillmotion.video.index"]  # the walk sees lazy and eager imports
+    assert "stillmotion.train.trainer" in edges["stillmotion.cli"]  # cli imports the trainer inside a function
+    found = _cycle(edges)
+    assert found is None, " -> ".join(found)
+
+
 def test_no_import_circle_between_folders():
-    edges = _imports()
+    edges = _folder_imports(_module_imports())
     assert "tasks" in edges and "config" in edges["train"]  # the walk sees the package
-    assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+    found = _cycle(edges)
+    assert found is None, " -> ".join(found)
     assert "config" not in edges["tasks"] and "train" not in edges["model"]
 
 
 def test_the_cycle_finder_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_a_from_import_of_a_module_points_at_that_module():
+    parse = lambda text: _targets(ast.parse(text).body[0])  # noqa: E731
+    assert parse("from stillmotion.video import decode") == ["stillmotion.video.decode"]
+    assert parse("from stillmotion.video import read_frames") == ["stillmotion.video"]
+    assert parse("from stillmotion.video.decode import read_frames") == ["stillmotion.video.decode"]
+    assert parse("import stillmotion.video.index") == ["stillmotion.video.index"]
+    assert parse("import numpy") == []
+
+
+def test_nothing_large_is_tracked_outside_test_data():
+    """Source, docs and small test data only: no wheel, archive or model file rides along."""
+    import subprocess
+
+    import pytest
+
+    repo = PACKAGE.parents[1]
+    listed = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [repo / name for name in listed.stdout.decode().split("\0") if name]
+    large = [str(f.relative_to(repo)) for f in files
+             if f.is_file() and not f.is_symlink() and f.stat().st_size > 1_000_000
+             and not f.relative_to(repo).parts[:2] == ("tests", "data")]
+    assert large == [], f"tracked files over 1 MB outside tests/data: {large}"

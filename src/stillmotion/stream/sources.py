@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from stillmotion.errors import UsageError
-from stillmotion.video.decode import _rgb, open_video
+from stillmotion.video.container import open_video
+from stillmotion.video.decode import _rgb
 from stillmotion.video.errors import VideoDecodeError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

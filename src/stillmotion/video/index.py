@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from stillmotion.video.container import check_path, open_video
 from stillmotion.video.errors import VideoDecodeError
 
 #: container format names (as FFmpeg spells them) whose packet timestamps are presentation times
@@ -71,15 +72,11 @@ def build_index(container: av.container.InputContainer, path: str | Path) -> Fra
 
 @lru_cache(maxsize=256)
 def _cached(path: str, mtime_ns: int, size: int) -> FrameIndex:
-    from stillmotion.video.decode import open_video
-
     with open_video(path) as container:
         return build_index(container, path)
 
 
 def frame_index(path: str | Path) -> FrameIndex:
     """The frame index of a file, cached while the file is unchanged."""
-    from stillmotion.video.decode import check_path
-
     st = os.stat(check_path(path))
     return _cached(str(path), st.st_mtime_ns, st.st_size)
