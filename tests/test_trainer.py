@@ -1,14 +1,15 @@
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from stillmotion.config import load_config
 from stillmotion.model import checkpoint
@@ -75,33 +76,74 @@ def test_run_writes_metrics_logs_checkpoints_and_eval_reproduces_them(real_clips
     assert json.loads(run.stdout)["val"] == pytest.approx(saved["val"])
 
 
-def test_killed_run_resumes_to_the_same_metrics(real_clips, cache, tmp_path):
-    overrides = [f"data.train={real_clips}", f"data.cache={cache}", *QUICK, "train.steps=40",
-                 "train.checkpoint_every=2", "train.eval_every=100"]
-    whole = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", tmp_path / "whole", "--quiet")
-    assert whole.returncode == 0, whole.stderr
+#: checkpoints mid-epoch (2 steps per epoch), log lines between them, validation (and `best`) too
+RESUMED = ["train.steps=12", "train.checkpoint_every=3", "train.eval_every=2", "train.log_every=2"]
+#: a core whose training draws random numbers (dropout): a resumed step must draw what it drew
+DROPOUT = ["temporal.name=mamba", "temporal.kw.layers=1"]
 
+
+def _stress_tool():
+    spec = importlib.util.spec_from_file_location("resume_stress", REPO / "tools" / "resume_stress.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resumed_args(real_clips, cache, out, core):
+    quick = [o for o in QUICK if not (core and o.startswith("temporal.kw."))]  # the GRU's width
+    return ["train", str(REPO / "configs/cpu/prp.yaml"), f"data.train={real_clips}", f"data.cache={cache}", *quick,
+            *RESUMED, *core, "--out", str(out), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def whole_runs(real_clips, cache, tmp_path_factory):
+    """The uninterrupted runs the killed ones are compared with, one per core, made when first asked for."""
+    made = {}
+
+    def whole(core: tuple) -> Path:
+        if core not in made:
+            out = tmp_path_factory.mktemp("whole") / "run"
+            done = _cli(*_resumed_args(real_clips, cache, out, core))
+            assert done.returncode == 0, done.stderr
+            made[core] = out
+        return made[core]
+
+    return whole
+
+
+@pytest.mark.parametrize("core, point, count", [((), "checkpoint", 2), ((), "log-line", 4), ((), "renamed", 5),
+                                                ((), "renamed", 8), (tuple(DROPOUT), "checkpoint", 1)],
+                         ids=["checkpoint", "half-a-log-line", "rename-5", "rename-8", "dropout-mid-epoch"])
+def test_a_run_killed_anywhere_resumes_to_the_same_run(real_clips, cache, whole_runs, tmp_path, core, point, count):
+    """Killed at an exact point (a checkpoint just written, mid-epoch; half a log line; between the
+    renames that publish a checkpoint or replace `best`), then rerun: the same weights, training
+    state, best checkpoint, log, TensorBoard scalars and metrics as the run never killed."""
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "stillmotion.cli", "train", REPO / "configs/cpu/prp.yaml",
-                             *overrides, "--out", out, "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while checkpoint.latest(out) is None and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    stopped_at = int(checkpoint.latest(out).name.split("_")[1])
-    assert stopped_at < 40 and not (out / "metrics.json").exists()
-
-    again = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", out, "--quiet")
+    args = _resumed_args(real_clips, cache, out, core)
+    killed = subprocess.run([sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(count), *args],
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # the kill point came before the end
+    assert not (out / "metrics.json").exists()
+    again = _cli(*args)
     assert again.returncode == 0, again.stderr
-    assert f"from step {stopped_at}" in again.stderr
-    a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "whole", out))
-    assert a["val"] == b["val"]
-    wa, wb = (load_file(str(checkpoint.latest(d) / "model.safetensors")) for d in (tmp_path / "whole", out))
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 41))  # none twice after the resume
+    assert _stress_tool().compare_runs(whole_runs(core), out) == []
+
+
+def test_the_run_comparison_sees_a_difference(whole_runs, tmp_path):
+    tool = _stress_tool()
+    copy = tmp_path / "copy"
+    shutil.copytree(whole_runs(()), copy)
+    assert tool.compare_runs(whole_runs(()), copy) == []
+    lines = (copy / "log.jsonl").read_text().splitlines()
+    (copy / "log.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    weights = copy / "checkpoints" / "step_00000006" / "model.safetensors"
+    tensors = load_file(str(weights))
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 1e-6
+    save_file(tensors, str(weights))
+    (copy / ".metrics.json.part").write_text("{")
+    assert tool.compare_runs(whole_runs(()), copy) == ["files ['.metrics.json.part']", "step_00000006 weights",
+                                                       "log.jsonl"]
 
 
 def test_changed_settings_are_refused_on_resume(real_clips, cache, tmp_path):

@@ -411,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     ext = sub.add_parser(
         "extract", help="encode every frame of every video once into a token cache",
         description="Decode every video of a manifest or dataset (in worker processes), encode its frames with a "
-        "frozen encoder in batches across videos, and write the tokens into a token cache folder, one file per "
-        "video. A rerun skips finished videos; unreadable videos are listed in CACHE/failures.jsonl and the exit "
+        "frozen encoder in batches of each video's own frames, and write the tokens into a token cache folder, one "
+        "file per video. A rerun skips finished videos and writes the same tokens as a run never interrupted; unreadable videos are listed in CACHE/failures.jsonl and the exit "
         f"status is then {EXIT_SOME_FAILED}. Under `torchrun --nproc_per_node N` the ranks share the videos.",
     )
     ext.add_argument("source", help="a manifest or dataset folder, as for `data check`")
@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--dtype", default="fp16", choices=sorted(_DTYPE_NAMES), help="stored precision; int8 keeps a "
                      "scale per token (default: %(default)s)")
     ext.add_argument("--seed", type=int, default=0, help="seed of the augmented views (default: %(default)s)")
-    ext.add_argument("--batch-frames", type=_positive, help="frames per encoder batch, gathered across videos "
+    ext.add_argument("--batch-frames", type=_positive, help="frames per encoder batch, of one video at a time "
                      "(default: 16 on CPU, 128 on CUDA)")
     ext.add_argument("--workers", type=int, help="decode processes (default: one on CPU, up to 8 on CUDA; 0 = a thread)")
     ext.add_argument("--threads", type=_positive, help="CPU threads for encoding (default: one per core)")

@@ -2,9 +2,9 @@
 
 The pipeline: decode worker processes (`decoding.py`) read each video and turn every frame, as
 it decodes, into the encoder's input crops (view 0 plus any augmented views, uint8 S x S); the main process
-batches the crops of several videos together, normalizes and encodes them, pools and converts
-the tokens and writes one file per video. Decoding runs up to `prefetch` videos ahead of
-encoding, so the two overlap.
+normalizes and encodes each video's crops in batches of its own (see `_Encoder`: a video's tokens
+never depend on the videos beside it), pools and converts the tokens and writes one file per
+video. Decoding runs up to `prefetch` videos ahead of encoding, so the two overlap.
 
 Videos already in the store are skipped (a killed run resumes); videos that cannot be read are
 recorded in the store's failures and the run goes on. Under torchrun, rank r of w takes every
@@ -14,7 +14,6 @@ w-th video of the list, so no video is done twice.
 from __future__ import annotations
 
 import time
-from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -39,7 +38,7 @@ class ExtractConfig:
     pool_channels: int | None = None  # average-pool the token width to c
     dtype: str = "float16"  # "float16", "float32" or "int8" (a scale per token)
     seed: int = 0  # draws the augmented views
-    batch_frames: int = 16  # encoder batch, filled with frames of several videos (see default_batch)
+    batch_frames: int = 16  # encoder batch, from one video at a time (see default_batch)
     workers: int = 1  # decode processes; 0 decodes in a thread of this process
     prefetch: int | None = None  # videos decoded ahead of encoding (default 2 per worker, at least 2)
     compile: bool = False  # torch.compile the encoder (worth it on CUDA for long jobs)
@@ -103,61 +102,33 @@ def default_batch(device: torch.device) -> int:
 
 
 class _Encoder:
-    """Encodes the frames of consecutive videos in batches of exactly `batch_frames` (the last
-    one excepted), a batch spanning video boundaries, and writes each video once all its frames
-    are encoded."""
+    """Encodes each video's images in batches of its own: `batch_frames` at a time from its first
+    image, the last batch shorter. Kernels are chosen by batch shape and, on the CPU, even the
+    other images in a batch can change a token's last bits, so batches shared between videos
+    would make a video's tokens depend on which videos were encoded beside it: on what a resumed
+    job skipped, on the list, on the number of ranks. Batched alone, a video's tokens depend on
+    the video and the settings only."""
 
     def __init__(self, encoder: FrozenEncoder, store: TokenStore, cfg: ExtractConfig):
         self.encoder, self.store, self.cfg = encoder, store, cfg
-        self.videos: deque[Decoded] = deque()  # waiting for tokens, in order
-        self.images: deque[np.ndarray] = deque()  # (k, S, S, 3) uint8 not yet encoded, in order
-        self.waiting = 0  # images in self.images
-        self.tokens: list[torch.Tensor] = []  # (k, N, D) encoded, not yet written, in order
 
     def add(self, item: Decoded) -> int:
-        """Queue a decoded video; encode every full batch; returns the images encoded."""
-        size = self.encoder.image_size
-        self.videos.append(item)
-        self.images.append(item.crops.reshape(-1, size, size, 3))
-        self.waiting += len(self.images[-1])
-        done = 0
-        while self.waiting >= self.cfg.batch_frames:
-            done += self._encode(self.cfg.batch_frames)
-        self._write_finished()
-        return done
+        """Encode a decoded video and write its tokens; returns the images encoded."""
+        size, batch = self.encoder.image_size, self.cfg.batch_frames
+        images = item.crops.reshape(-1, size, size, 3)  # (U * V, S, S, 3): frame by frame, its views together
+        tokens = torch.cat([self._encode(images[i : i + batch]) for i in range(0, len(images), batch)])
+        u, v = item.crops.shape[:2]
+        video = tokens.reshape(u, v, *tokens.shape[1:]).transpose(0, 1)[:, item.rows]  # (V, T, N, D)
+        video = pool_tokens(video, self.encoder.grid, self.cfg.pool_space, self.cfg.pool_channels)
+        self.store.write(item.sample.id, video.numpy(), item.positions)
+        return len(images)
 
-    def flush(self) -> int:
-        """Encode what is left and write every queued video; returns the images encoded."""
-        done = self._encode(self.waiting) if self.waiting else 0
-        self._write_finished()
-        return done
-
-    def _encode(self, count: int) -> int:
-        parts, need = [], count
-        while need:
-            head = self.images.popleft()
-            parts.append(head[:need])
-            if len(head) > need:
-                self.images.appendleft(head[need:])
-            need -= len(parts[-1])
-        pixels = self.encoder.normalize_crops(np.concatenate(parts))
-        if self.cfg.compile and count < self.cfg.batch_frames:  # one shape, one compiled graph
-            pixels = torch.cat([pixels, pixels.new_zeros(self.cfg.batch_frames - count, *pixels.shape[1:])])
-        self.tokens.append(self.encoder.encode(pixels, batch_size=self.cfg.batch_frames)[:count])
-        self.waiting -= count
-        return count
-
-    def _write_finished(self) -> None:
-        ready = sum(len(t) for t in self.tokens)
-        while self.videos and self.videos[0].crops.shape[0] * self.videos[0].crops.shape[1] <= ready:
-            d = self.videos.popleft()
-            u, v = d.crops.shape[:2]
-            tokens = torch.cat(self.tokens)
-            video = tokens[: u * v].reshape(u, v, *tokens.shape[1:]).transpose(0, 1)[:, d.rows]  # (V, T, N, D)
-            video = pool_tokens(video, self.encoder.grid, self.cfg.pool_space, self.cfg.pool_channels)
-            self.store.write(d.sample.id, video.numpy(), d.positions)
-            self.tokens = [tokens[u * v :]]
-            ready -= u * v
+    def _encode(self, images: np.ndarray) -> torch.Tensor:
+        count, batch = len(images), self.cfg.batch_frames
+        pixels = self.encoder.normalize_crops(images)
+        if self.cfg.compile and count < batch:  # one shape, one compiled graph
+            pixels = torch.cat([pixels, pixels.new_zeros(batch - count, *pixels.shape[1:])])
+        return self.encoder.encode(pixels, batch_size=batch)[:count]
 
 
 def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, cfg: ExtractConfig = ExtractConfig(),
@@ -195,7 +166,6 @@ def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, cf
                 report.written += 1
             bar.update(1)
             bar.set_postfix(frames_per_s=f"{report.frames / max(time.perf_counter() - start, 1e-9):.0f}")
-        report.frames += writer.flush()
     finally:
         if own_pool:
             pool.shutdown(cancel_futures=True)

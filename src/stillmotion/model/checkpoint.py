@@ -1,9 +1,13 @@
 """Checkpoints: RUN_DIR/checkpoints/step_00000100/ holds `model.safetensors` (the weights),
-`training.pt` (optimizer, scheduler, step and every random generator's state) and `config.yaml`;
+`training.pt` (optimizer, scheduler, step and the trainer's own running state) and `config.yaml`;
 RUN_DIR/checkpoints/latest names the newest. RUN_DIR/checkpoints/best holds the weights and
-config that scored best on validation so far, and `best.json` (step, metric, value). A
-checkpoint is written to a temporary folder and renamed into place, so a kill never leaves a
-half-written one behind."""
+config that scored best on validation so far, and `best.json` (step, metric, value).
+
+A kill can land between any two writes and a resumed run still ends exactly as an uninterrupted
+one (tools/resume_stress.py kills runs at random points to check it): a checkpoint is written to
+a temporary folder and renamed into place, `latest` is replaced by a rename, and a folder that
+replaces an older one of the same name (`best`) first moves the older one to `.old_NAME`, which
+readers take while NAME is missing and the next save puts back before anything else."""
 
 from __future__ import annotations
 
@@ -20,19 +24,6 @@ from stillmotion.config import Config, from_yaml, to_yaml
 WEIGHTS, TRAINING, CONFIG, BEST = "model.safetensors", "training.pt", "config.yaml", "best.json"
 
 
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _stage(root: Path, name: str, model: torch.nn.Module, cfg: Config) -> Path:
     """A fresh hidden folder RUN_DIR/checkpoints/.tmp_NAME holding the weights and the config."""
     tmp = root / f".tmp_{name}"
@@ -43,9 +34,22 @@ def _stage(root: Path, name: str, model: torch.nn.Module, cfg: Config) -> Path:
     return tmp
 
 
+def _aside(final: Path) -> Path:
+    return final.with_name(f".old_{final.name}")
+
+
+def _settled(final: Path) -> Path:
+    """`final`, or while it is missing the complete older copy a kill inside `_publish` left aside."""
+    old = _aside(final)
+    return old if not final.exists() and old.exists() else final
+
+
 def _publish(tmp: Path, final: Path) -> Path:
-    """Rename a staged folder into place; an older `final` is moved aside first, then removed."""
-    old = final.with_name(f".old_{final.name}")
+    """Rename a staged folder into place; an older `final` is moved aside first, then removed.
+    A kill between the two renames leaves only the older copy, aside: it is put back first."""
+    old = _aside(final)
+    if not final.exists() and old.exists():
+        os.replace(old, final)
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
@@ -54,12 +58,15 @@ def _publish(tmp: Path, final: Path) -> Path:
     return final
 
 
-def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config) -> Path:
+def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config,
+         state: dict | None = None) -> Path:
+    """A resumable checkpoint of `step`; `state` holds the trainer's other running values
+    (tensors, numbers, strings, lists and dicts of them: `load_training` reads it without unpickling code)."""
     root = Path(run_dir) / "checkpoints"
     name = f"step_{step:08d}"
     tmp = _stage(root, name, model, cfg)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state()}, tmp / TRAINING)
+    torch.save({**(state or {}), "step": step, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict()}, tmp / TRAINING)
     return _point_latest(_publish(tmp, root / name))
 
 
@@ -88,7 +95,7 @@ def save_best(run_dir: Path, step: int, model: torch.nn.Module, cfg: Config, met
 
 def best(run_dir: Path) -> dict | None:
     """{"step", "metric", "value"} of the run's best checkpoint, or None before there is one."""
-    path = Path(run_dir) / "checkpoints" / "best" / BEST
+    path = _settled(Path(run_dir) / "checkpoints" / "best") / BEST
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -97,7 +104,7 @@ def latest(run_dir: Path) -> Path | None:
     pointer = Path(run_dir) / "checkpoints" / "latest"
     if not pointer.is_file():
         return None
-    path = pointer.parent / pointer.read_text().strip()
+    path = _settled(pointer.parent / pointer.read_text().strip())
     return path if (path / WEIGHTS).is_file() else None
 
 
@@ -125,7 +132,7 @@ def steps(run_dir: str | Path) -> list[int]:
 
 def _pick(run_dir: Path, step: int | str) -> Path:
     name = "best" if str(step) == "best" else f"step_{int(step):08d}"
-    folder = run_dir / "checkpoints" / name
+    folder = _settled(run_dir / "checkpoints" / name)
     if not (folder / WEIGHTS).is_file():
         held = ", ".join(str(s) for s in steps(run_dir)) or "none"
         raise FileNotFoundError(f"{run_dir}: no checkpoint {name} (steps held: {held}"

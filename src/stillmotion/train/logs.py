@@ -1,28 +1,37 @@
 """What a run records: RUN_DIR/log.jsonl (one JSON object per logged step or evaluation),
-TensorBoard events in RUN_DIR/tensorboard, and RUN_DIR/curves.png at the end. Only rank 0 writes."""
+TensorBoard events in RUN_DIR/tensorboard, and RUN_DIR/curves.png at the end. Only rank 0 writes.
+
+A run resumed from step s keeps the records of steps up to s and drops the later ones, which it
+makes again: from log.jsonl (rewritten by a rename; a line a kill cut short is dropped) and
+from TensorBoard (its events from step s + 1 on are purged), so both read as one unbroken run."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool = True, resumed_at: int = 0):
         self.path = Path(run_dir) / "log.jsonl"
         self.enabled = enabled
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            self._truncate_after(resumed_at)
+            self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resumed_at + 1)
 
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop records past the checkpoint's step (they will be made again)."""
-        if not (self.enabled and self.path.is_file()):
+    def _truncate_after(self, step: int) -> None:
+        """Keep the complete records of steps up to `step` (all of them at 0: a fresh run has none)."""
+        if not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        kept = [line for line in self.path.read_text().splitlines() if (record := _parsed(line)) is not None
+                and record["step"] <= step]
+        tmp = self.path.with_name(f".{self.path.name}.part")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
 
     def write(self, step: int, kind: str, values: dict) -> None:
         if not self.enabled:
@@ -40,7 +49,16 @@ class RunLog:
     def records(self) -> list[dict]:
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        return [record for line in self.path.read_text().splitlines() if (record := _parsed(line)) is not None]
+
+
+def _parsed(line: str) -> dict | None:
+    """A log line's record; None for an empty line or one a kill cut short."""
+    try:
+        record = json.loads(line) if line.strip() else None
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and "step" in record else None
 
 
 def plot_curves(runs: dict[str, list[dict]], path: Path, metric: str) -> None:
@@ -70,5 +88,8 @@ def plot_curves(runs: dict[str, list[dict]], path: Path, metric: str) -> None:
         if len(runs) > 1 or ax is ax_val:
             ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")  # renamed into place: never half a picture
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
+    os.replace(tmp, path)

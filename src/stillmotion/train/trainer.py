@@ -5,17 +5,23 @@
   `data.online`, decodes and encodes them at every step with pixel augmentation.
 - Order: epoch e's clips and their order depend only on (seed, e), and a global batch of
   `train.batch_size` clips is split evenly over the ranks, so a run resumed at step s, or run on
-  any number of processes, sees the same clips at every step.
+  any number of processes, sees the same clips at every step. torch's generators are seeded
+  from (seed, step, rank) before every step and from the seed before every evaluation, so what a
+  step draws (dropout, masks) does not depend on what ran before it in the process either.
 - Optimisation: AdamW, linear warmup then cosine to `optim.min_lr`, gradient clipping; bf16
   autocast on CUDA; DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPU).
 - Records: checkpoints every `train.checkpoint_every` steps and at the end (see `checkpoint`),
   log.jsonl and TensorBoard (see `logs`), curves.png and metrics.json at the end.
+- Resume: rerunning into the same folder continues from the latest checkpoint and ends exactly as
+  the uninterrupted run, wherever a kill landed (tools/resume_stress.py checks it); only the
+  timings in metrics.json differ.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import replace
@@ -33,7 +39,7 @@ from stillmotion.data.sources import load_samples
 from stillmotion.data.splits import shared_videos, split_by_video
 from stillmotion.encoders import encoder_options, load as load_encoder
 from stillmotion.model import VideoModel, checkpoint, model_for
-from stillmotion.seeding import seeded
+from stillmotion.seeding import seeded, torch_seed
 from stillmotion.tasks import SELF_SUPERVISED, TASKS, Task
 from stillmotion.train.data import collate
 from stillmotion.train.logs import RunLog, plot_curves
@@ -178,8 +184,10 @@ class Trainer:
         share = b // world
         batches = [order[k * b:(k + 1) * b][rank * share:(rank + 1) * share].tolist()
                    for k in range(first_batch, self.steps_per_epoch)]
+        # its own generator: making the loader draws nothing from torch's global one
         return DataLoader(self.dataset(clips, f"{self.cfg.train.seed}/{epoch}", train=True), batch_sampler=batches,
-                          num_workers=self.cfg.train.workers, collate_fn=collate)
+                          num_workers=self.cfg.train.workers, collate_fn=collate,
+                          generator=torch.Generator().manual_seed(torch_seed(self.cfg.train.seed, "loader", epoch)))
 
     # ---- model -------------------------------------------------------------------------------
     def _build_model(self) -> None:
@@ -224,6 +232,7 @@ class Trainer:
     def evaluate(self, clips: list | None = None) -> dict:
         """Metrics on `clips` (default: the validation clips), each rank scoring every world-th."""
         clips = self.val_clips if clips is None else clips
+        torch.manual_seed(torch_seed(self.cfg.train.seed, "evaluate"))  # the same draws at every evaluation
         return self.source.score(self.model, self.task, clips, self.device, self.cfg.train.batch_size,
                                  self.cfg.train.workers)[0]
 
@@ -245,10 +254,11 @@ class Trainer:
         return metrics, fit
 
     # ---- the loop ----------------------------------------------------------------------------
-    def _resume(self, log: RunLog) -> int:
+    def _resume(self) -> tuple[int, list[float]]:
+        """Load the latest checkpoint -> (its step, the losses since the last log line), or (0, [])."""
         found = checkpoint.latest(self.run_dir)
         if found is None:
-            return 0
+            return 0, []
         changed = differences(checkpoint.load_config(found), self.cfg, ignore=RESUMABLE_CHANGES)
         if changed:
             raise ConfigError(f"{self.run_dir}: holds a run with other settings ({', '.join(changed)}); "
@@ -257,26 +267,24 @@ class Trainer:
         state = checkpoint.load_training(found)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
-        log.truncate_after(state["step"])
-        return state["step"]
+        return state["step"], _own_losses(state.get("losses", []), self.here)
 
     def fit(self) -> dict:
         """Train to `train.steps` (resuming from the run's latest checkpoint) -> final metrics."""
         cfg, main = self.cfg, self.here.is_main
-        log = RunLog(self.run_dir, enabled=main)
-        step = self._resume(log)
+        step, losses = self._resume()
+        log = RunLog(self.run_dir, enabled=main, resumed_at=step)
         if main and step:
             print(f"resuming {self.run_dir} from step {step}", file=sys.stderr)
         if main:
             self._describe()
         bar = tqdm(total=cfg.train.steps, initial=step, desc=f"train {cfg.task.name} ({cfg.temporal.name})",
                    unit="step", disable=not (self.progress and main))
-        start, losses = time.perf_counter(), []
-        first_step = step
+        start, first_step = time.perf_counter(), step
         while step < cfg.train.steps:
             epoch, offset = divmod(step, self.steps_per_epoch)
             for batch in self.loader(epoch, offset):
+                torch.manual_seed(torch_seed(cfg.train.seed, "step", step, self.here.rank))
                 losses.append(self.train_step(batch))
                 step += 1
                 bar.update(1)
@@ -288,8 +296,11 @@ class Trainer:
                 if step % cfg.train.eval_every == 0 and step < cfg.train.steps:
                     self.validate(step, log)
                 if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
+                    # every rank's losses since the last log line: the next line's mean takes them in
+                    pending = dist.gather_objects([losses])
                     if main:
-                        checkpoint.save(self.run_dir, step, self.model, self.optimizer, self.scheduler, cfg)
+                        checkpoint.save(self.run_dir, step, self.model, self.optimizer, self.scheduler, cfg,
+                                        {"losses": pending})
                     dist.barrier()
                 if step >= cfg.train.steps:
                     break
@@ -306,7 +317,7 @@ class Trainer:
             result["test"] = self.evaluate(self.test_clips)
             result["test_videos"] = len(self.test_videos)
         if main:
-            (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+            write_json(self.run_dir / "metrics.json", result)
             plot_curves({cfg.temporal.name: log.records()}, self.run_dir / "curves.png", self.task.main_metric)
         log.close()
         return result
@@ -328,6 +339,21 @@ class Trainer:
         if self.left_out:
             print(f"left out {len(self.left_out)} video(s) too short or unlabelled for {self.cfg.task.name} clips of "
                   f"{self.cfg.data.frames} frames: {', '.join(sorted(self.left_out)[:5])}", file=sys.stderr)
+
+
+def _own_losses(saved: list[list[float]], here: dist.Rank) -> list[float]:
+    """This rank's losses not yet logged, from a checkpoint's list per rank; resumed on another
+    number of processes, every rank takes their mean per step (the logged mean is the same)."""
+    if len(saved) == here.world:
+        return list(saved[here.rank])
+    return [sum(values) / len(values) for values in zip(*saved)]
+
+
+def write_json(path: Path, data: dict) -> None:
+    """`data` as indented JSON at `path`, renamed into place (a kill never leaves half a file)."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def as_float(out):
@@ -368,6 +394,6 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
             result["scratch_test"] = scratch["test"]
             result["delta_test"] = _delta(result["test"], scratch["test"])
         if dist.current().is_main:
-            (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+            write_json(run_dir / "metrics.json", result)
     dist.stop()
     return result
