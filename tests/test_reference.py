@@ -18,8 +18,16 @@ import torch
 from safetensors.torch import load_file
 
 from stillmotion.reference.cores import ARCHS, CLASSES, core_from_reference, core_settings, load_strict
-from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix,
-                                             mixed_layers, part, point_readout, pose_readout)
+from stillmotion.reference.readouts import (
+    box_readout,
+    classification_readout,
+    depth_readout,
+    layer_mix,
+    mixed_layers,
+    part,
+    point_readout,
+    pose_readout,
+)
 from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"

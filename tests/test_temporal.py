@@ -4,7 +4,6 @@ import torch
 from stillmotion.model.video import VideoModel, last_real
 from stillmotion.temporal import REGISTRY, SIZES, build
 
-
 #: per core, settings that change what a step keeps: windows, temporal kernels, depths, sizes
 STREAM_SETTINGS = {
     "causal-attention": [{"window": 3}, {"window": 8, "layers": 1}, {"size": "tiny"}, {}],
@@ -144,7 +143,7 @@ def test_the_parallel_scan_recomputes_its_chunks_in_backward_with_the_same_gradi
                       ("kept", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=False)),
                       ("recomputed", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=True))):
         sizes = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, sizes=sizes: sizes.append(t.numel()) or t, lambda t: t):
             y, h = run()
         (y.square().sum() + h.sum()).backward()
         grads[name] = [t.grad.clone() for t in inputs]
@@ -255,9 +254,8 @@ def test_difference_inputs_stream_as_they_run_on_clips(name, feed):
 
 
 def test_difference_inputs_feed_the_change_and_keep_its_size():
-    from stillmotion.temporal.inputs import TokenInputs
-
     from stillmotion.temporal.baselines import Identity
+    from stillmotion.temporal.inputs import TokenInputs
 
     x = torch.randn(1, 5, 3, 4)
     for feed, width in (("diff", 4), ("both", 8)):

@@ -13,9 +13,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -74,7 +74,7 @@ def decode_video(sample: Sample, spec: DecodeSpec) -> Decoded:
         return Decoded(sample, crops, positions, rows)
     except VideoDecodeError as exc:
         return Decoded(sample, error=exc.problem)
-    except Exception as exc:  # a batch job must go on: report anything a file makes go wrong
+    except Exception as exc:  # noqa: BLE001 - a batch job must go on: report anything a file makes go wrong
         return Decoded(sample, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from stillmotion.encoders.base import FrozenEncoder
 from stillmotion.encoders.efficientnet_lite import EfficientNetLite0

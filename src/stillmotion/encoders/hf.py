@@ -111,7 +111,7 @@ class HFEncoder(FrozenEncoder):
         self.freeze()
 
     @classmethod
-    def from_config(cls, config, size: int | None = None, name: str | None = None, **options) -> "HFEncoder":
+    def from_config(cls, config, size: int | None = None, name: str | None = None, **options) -> HFEncoder:
         """`options`: `tokens`, `layers` (see the module's docstring)."""
         import transformers
 
@@ -121,7 +121,7 @@ class HFEncoder(FrozenEncoder):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, size: int | None = None, tokens: str = "patches",
-                        layers: int | list[int] | None = None, **kw) -> "HFEncoder":
+                        layers: int | list[int] | None = None, **kw) -> HFEncoder:
         import transformers
 
         hub_id = SHORT_NAMES.get(name_or_path, name_or_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from stillmotion.errors import UsageError
 from stillmotion.temporal.attention import CausalAttention

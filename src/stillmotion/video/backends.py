@@ -7,9 +7,9 @@ and works, else PyAV; PyAV stays the reference every backend is checked against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ BACKENDS = ("auto", "pyav", "torchcodec")
 def torchcodec_available() -> bool:
     try:
         from torchcodec.decoders import VideoDecoder  # noqa: F401
-    except Exception:  # ImportError, or FFmpeg libraries missing (RuntimeError / OSError)
+    except (ImportError, RuntimeError, OSError):  # not installed, or FFmpeg's libraries missing
         return False
     return True
 

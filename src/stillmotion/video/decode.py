@@ -11,9 +11,9 @@ start, so a seek can never return the wrong frame. Rotation metadata is applied.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
