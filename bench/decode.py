@@ -52,7 +52,8 @@ def main() -> None:
                 totals[name][0] += frames
                 totals[name][1] += seconds
                 row[name] = frames / seconds
-            print(f"{path.name:<40} {backend:<11} {row['full']:>9.0f} {row['uniform16']:>14.0f} {row['random10']:>13.0f}")
+            print(f"{path.name:<40} {backend:<11} {row['full']:>9.0f} {row['uniform16']:>14.0f} "
+                  f"{row['random10']:>13.0f}")
         results[backend] = totals
     print()
     for backend, totals in results.items():

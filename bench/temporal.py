@@ -45,7 +45,8 @@ def side_by_side(first, second, repeat):
 def scan_inputs(length, seqs=128, e=224, s=16):
     x = torch.randn(seqs, length, e)
     dt = torch.nn.functional.softplus(torch.randn(seqs, length, e) - 3)
-    return x, dt, -torch.exp(torch.randn(e, s)), torch.randn(seqs, length, s), torch.randn(seqs, length, s), torch.randn(e)
+    return (x, dt, -torch.exp(torch.randn(e, s)), torch.randn(seqs, length, s), torch.randn(seqs, length, s),
+            torch.randn(e))
 
 
 def compiled(core, x, state):
@@ -90,7 +91,8 @@ def main() -> None:
         if name == "gmmix_small" and (step := compiled(core, x, state)) is not None:
             steps["gmmix_small_compiled"] = step
         for key, step in steps.items():
-            encoder_s, step_s = side_by_side(twenty_frames, lambda step=step, state=state: [step(x, state) for _ in range(20)],
+            encoder_s, step_s = side_by_side(twenty_frames,
+                                             lambda step=step, state=state: [step(x, state) for _ in range(20)],
                                              args.repeat)
             ratios[key] = step_s / encoder_s
             encoder_times.append(encoder_s / 20)

@@ -81,13 +81,15 @@ def test_reference_core_settings_and_weights_are_checked():
 
 def test_a_strict_load_names_wrong_shapes():
     module = torch.nn.Linear(3, 2)
-    with pytest.raises(ValueError, match=r"layer: the weights do not fit: wrong shape weight \(2, 4\) \(expected \(2, 3\)\)"):
+    with pytest.raises(ValueError,
+                       match=r"layer: the weights do not fit: wrong shape weight \(2, 4\) \(expected \(2, 3\)\)"):
         load_strict(module, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, "layer")
 
 
 def encoder_inputs(io: dict) -> torch.Tensor:
     """The fixture's K layers of tokens as LayerMix reads them: (B, T, K, N, D), [CLS | registers | patches]."""
-    cls, regs, patches = io["input.interm_cls_token"], io["input.interm_storage_tokens"], io["input.interm_patch_tokens"]
+    cls, regs, patches = (io["input.interm_cls_token"], io["input.interm_storage_tokens"],
+                          io["input.interm_patch_tokens"])
     return torch.cat([cls[:, :, :, None], regs, patches], dim=3).permute(1, 2, 0, 3, 4)
 
 

@@ -67,4 +67,5 @@ def test_uint8_resize_is_rounded_float_resize_within_one_level():
 def test_adjust_color_factors_of_one_change_nothing_and_brightness_scales():
     x = _clip()
     assert torch.allclose(Tr.adjust_color(x, 1.0, 1.0, 1.0), x.clamp(0, 255))
-    assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0), torch.full((1, 3, 2, 2), 150.0))
+    assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0),
+                          torch.full((1, 3, 2, 2), 150.0))

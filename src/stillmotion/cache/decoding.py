@@ -47,7 +47,8 @@ def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
     positions = np.flatnonzero((times >= start - 1e-9) & (times < end - 1e-9))
     if len(positions) == 0:
         raise VideoDecodeError(sample.path, f"no frame lies between start={sample.start} and end={sample.end} s "
-                               f"(the video lasts {times[-1]:.2f} s)", "fix the start/end of this sample in the manifest")
+                               f"(the video lasts {times[-1]:.2f} s)",
+                               "fix the start/end of this sample in the manifest")
     return positions if fps is None else positions[resample(times[positions], fps)]
 
 

@@ -206,7 +206,8 @@ def render_scene(cfg: SceneConfig, split: str, index: int) -> Scene:
         ground = camera.to_image(t, still)
         in_view = ((ground >= 0) & (ground < s)).all(-1)
         points.append(np.concatenate([on0, on1, ground]) / s)
-        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1), in_view & ~(front(ground) | back(ground))]))
+        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1),
+                                       in_view & ~(front(ground) | back(ground))]))
     return Scene(np.stack(frames), np.stack(boxes).clip(0, 1).astype(np.float32), np.stack(points).astype(np.float32),
                  np.stack(visible), np.stack(depth), camera.poses(big, FOCAL * s))
 

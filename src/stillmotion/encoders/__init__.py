@@ -13,7 +13,8 @@ from stillmotion.errors import UsageError
 #: name -> builder(**kw). A new encoder is one module plus one line here.
 REGISTRY: dict[str, Callable[..., FrozenEncoder]] = {
     "efficientnet-lite0": EfficientNetLite0,
-    **{f"efficientnet-lite0/{layer}": partial(EfficientNetLite0, layer=layer) for layer in ("stride8", "stride32", "head")},
+    **{f"efficientnet-lite0/{layer}": partial(EfficientNetLite0, layer=layer)
+       for layer in ("stride8", "stride32", "head")},
 }
 
 DEFAULT_ENCODER = "efficientnet-lite0"

@@ -36,8 +36,8 @@ def read_frames_torchcodec(path: str | Path, indices: Sequence[int] | None) -> n
         count = len(decoder)
         positions = list(range(count)) if indices is None else [int(i) for i in indices]
         if positions and max(positions) >= count:
-            raise VideoDecodeError(path, f"frame {max(positions)} was requested but the video holds only {count} frames",
-                                   "request indices below the frame count")
+            raise VideoDecodeError(path, f"frame {max(positions)} was requested but the video holds only "
+                                   f"{count} frames", "request indices below the frame count")
         return decoder.get_frames_at(positions).data.numpy()
     except VideoDecodeError:
         raise
