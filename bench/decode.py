@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,13 @@ def main() -> None:
             plans = {"full": None, "uniform16": uniform(n, 16), "random10": random_window(n, 10, 1, rng)}
             row = {}
             for name, idx in plans.items():
-                seconds = _timed(lambda: read_frames(path, idx, backend=backend), args.repeats)
+                seconds = _timed(partial(read_frames, path, idx, backend=backend), args.repeats)
                 frames = n if idx is None else len(idx)
                 totals[name][0] += frames
                 totals[name][1] += seconds
                 row[name] = frames / seconds
-            print(f"{path.name:<40} {backend:<11} {row['full']:>9.0f} {row['uniform16']:>14.0f} {row['random10']:>13.0f}")
+            print(f"{path.name:<40} {backend:<11} {row['full']:>9.0f} {row['uniform16']:>14.0f} "
+                  f"{row['random10']:>13.0f}")
         results[backend] = totals
     print()
     for backend, totals in results.items():

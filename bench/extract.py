@@ -114,7 +114,8 @@ def main() -> None:
     print(f"decode_only_fps={frames / dec:.1f}")
     print(f"encode_only_fps={frames / enc:.1f}")
     print(f"end_to_end_fps={frames / e2e:.1f}")
-    print(f"ideal_fps={frames / ideal:.1f}  # {'slower stage' if device.type == 'cuda' else 'stages added: they share the CPU'}")
+    print(f"ideal_fps={frames / ideal:.1f}  "
+          f"# {'slower stage' if device.type == 'cuda' else 'stages added: they share the CPU'}")
     print(f"end_to_end_over_slower_stage={max(dec, enc) / e2e:.3f}  # the GPU definition, for comparison")
     print(f"pipeline_efficiency={ideal / e2e:.3f}")
     for name, value in sizes.items():

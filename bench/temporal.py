@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 
@@ -44,7 +45,8 @@ def side_by_side(first, second, repeat):
 def scan_inputs(length, seqs=128, e=224, s=16):
     x = torch.randn(seqs, length, e)
     dt = torch.nn.functional.softplus(torch.randn(seqs, length, e) - 3)
-    return x, dt, -torch.exp(torch.randn(e, s)), torch.randn(seqs, length, s), torch.randn(seqs, length, s), torch.randn(e)
+    return (x, dt, -torch.exp(torch.randn(e, s)), torch.randn(seqs, length, s), torch.randn(seqs, length, s),
+            torch.randn(e))
 
 
 def compiled(core, x, state):
@@ -70,8 +72,8 @@ def main() -> None:
     speedups = {}
     for length in (16, 64, 256):
         inputs = scan_inputs(length)
-        loop_s, parallel_s = side_by_side(lambda: selective_scan_loop(*inputs),
-                                          lambda: selective_scan_parallel(*inputs), args.repeat)
+        loop_s, parallel_s = side_by_side(partial(selective_scan_loop, *inputs),
+                                          partial(selective_scan_parallel, *inputs), args.repeat)
         speedups[length] = loop_s / parallel_s
 
     encoder = load("efficientnet-lite0")
@@ -89,7 +91,8 @@ def main() -> None:
         if name == "gmmix_small" and (step := compiled(core, x, state)) is not None:
             steps["gmmix_small_compiled"] = step
         for key, step in steps.items():
-            encoder_s, step_s = side_by_side(twenty_frames, lambda: [step(x, state) for _ in range(20)],
+            encoder_s, step_s = side_by_side(twenty_frames,
+                                             lambda step=step, state=state: [step(x, state) for _ in range(20)],
                                              args.repeat)
             ratios[key] = step_s / encoder_s
             encoder_times.append(encoder_s / 20)

@@ -17,7 +17,8 @@ def test_webvid_rows_are_videos_with_their_caption(tmp_path):
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["videoid", "contentUrl", "duration", "page_dir", "name"])
-        w.writerow(["1053841541", "https://example/a.mp4", "PT00H00M11S", "000001_000050", "Travel blogger shoot a story "])
+        w.writerow(["1053841541", "https://example/a.mp4", "PT00H00M11S", "000001_000050",
+                    "Travel blogger shoot a story "])
         w.writerow(["8258839", "https://example/b.mp4", "PT00H00M29S", "000001_000050", "Horse grazing in a field"])
     assert detect_format(path) == "webvid"
     samples = load_samples(path, root=tmp_path / "videos")

@@ -59,7 +59,8 @@ def test_encoders_list_names_every_encoder_with_its_width_and_grid(capsys):
     for name in known_names():
         assert name in rows
     assert rows["efficientnet-lite0"].split()[3:5] == ["112", "8x8"] and "pip package" in rows["efficientnet-lite0"]
-    assert "768" in rows["dinov3-b"].split() and "14x14" in rows["dinov3-b"] and "facebook/dinov3-vitb16" in rows["dinov3-b"]
+    assert ("768" in rows["dinov3-b"].split() and "14x14" in rows["dinov3-b"]
+            and "facebook/dinov3-vitb16" in rows["dinov3-b"])
 
 
 def test_cache_info_counts_videos_frames_bytes_and_failures(tmp_path, capsys):

@@ -33,8 +33,8 @@ def test_the_scans_on_cuda_equal_the_loop():
 
     g = torch.Generator().manual_seed(0)
     x, dt = torch.randn(2, 40, 8, generator=g), torch.nn.functional.softplus(torch.randn(2, 40, 8, generator=g))
-    a, bm, cm, d = -torch.rand(8, 4, generator=g) - 0.1, torch.randn(2, 40, 4, generator=g), torch.randn(2, 40, 4,
-                                                                                                       generator=g), torch.randn(8, generator=g)
+    a, bm, cm, d = (-torch.rand(8, 4, generator=g) - 0.1, torch.randn(2, 40, 4, generator=g),
+                    torch.randn(2, 40, 4, generator=g), torch.randn(8, generator=g))
     want, h = selective_scan_loop(x, dt, a, bm, cm, d)
     args = [t.cuda() for t in (x, dt, a, bm, cm, d)]
     for y, hl in (selective_scan_parallel(*args, chunk=16), selective_scan(*args)):  # mamba_ssm when installed

@@ -58,5 +58,6 @@ def test_command_line_help_and_errors(tmp_path):
     assert demo.returncode == 0 and "--out" in demo.stdout and "--core" in demo.stdout
     bad = subprocess.run(exe + ["demo", "--epochs", "0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "must be a positive whole number" in bad.stderr
-    odd = subprocess.run(exe + ["demo", "--out", str(tmp_path), "--size", "100", "--quiet"], capture_output=True, text=True)
+    odd = subprocess.run(exe + ["demo", "--out", str(tmp_path), "--size", "100", "--quiet"], capture_output=True,
+                         text=True)
     assert odd.returncode == 2 and "multiple of 32" in odd.stderr

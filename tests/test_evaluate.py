@@ -20,7 +20,8 @@ def run(tmp_path_factory):
     """A classification run on the synthetic motion task (train/val/test splits), 4 steps."""
     root = tmp_path_factory.mktemp("eval")
     manifest = generate_motion_task(root / "data", MotionTaskConfig(size=64, frames=6, train_per_class=2,
-                                                                      val_per_class=1, test_per_class=2), progress=False)
+                                                                      val_per_class=1, test_per_class=2),
+                                    progress=False)
     cfg = load_config(REPO / "configs/cpu/classify.yaml", [
         f"data.train={manifest}", "data.size=64", "data.frames=6", "temporal.kw.hidden=16", "train.batch_size=4",
         "train.steps=4", "train.eval_every=2", "train.checkpoint_every=2", "optim.warmup_steps=1"])

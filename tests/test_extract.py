@@ -62,7 +62,8 @@ def test_frame_positions_follow_fps_and_start_end(tmp_path):
     assert frame_positions(Sample("v", path, start=0.5, end=1.5), 5).tolist() == [5, 7, 9, 11, 13]
     from stillmotion.video import VideoDecodeError
 
-    with pytest.raises(VideoDecodeError, match=r"no frame lies between start=3.0 and end=4.0 s \(the video lasts 1.90 s\)"):
+    with pytest.raises(VideoDecodeError,
+                       match=r"no frame lies between start=3.0 and end=4.0 s \(the video lasts 1.90 s\)"):
         frame_positions(Sample("v", path, start=3.0, end=4.0), None)
 
 
@@ -97,7 +98,8 @@ def test_a_cache_of_other_settings_is_refused_naming_them(tmp_path, encoder64):
     from stillmotion.cache import CacheMismatchError
 
     TokenStore(tmp_path, cache_meta(encoder64, ExtractConfig()))
-    with pytest.raises(CacheMismatchError, match=r"(?s)dtype: cache has 'float16', asked for 'int8'.*views: cache has 1, asked for 3"):
+    with pytest.raises(CacheMismatchError,
+                       match=r"(?s)dtype: cache has 'float16', asked for 'int8'.*views: cache has 1, asked for 3"):
         TokenStore(tmp_path, cache_meta(encoder64, ExtractConfig(dtype="int8", views=2)))
 
 
@@ -111,7 +113,8 @@ def test_batches_are_full_across_video_boundaries_and_tokens_go_to_their_video(t
     samples = [Sample(f"v{i}", _video(tmp_path, f"v{i}", n, seed=i)) for i, n in enumerate((5, 3, 9))]
     sizes = []
     encode = encoder64.encode
-    monkeypatch.setattr(encoder64, "encode", lambda pixels, batch_size: sizes.append(len(pixels)) or encode(pixels, batch_size))
+    monkeypatch.setattr(encoder64, "encode",
+                        lambda pixels, batch_size: sizes.append(len(pixels)) or encode(pixels, batch_size))
     cfg = ExtractConfig(dtype="float32", batch_frames=4, workers=0)
     store = TokenStore(tmp_path / "c", cache_meta(encoder64, cfg))
     extract(samples, encoder64, store, cfg, progress=False)

@@ -15,7 +15,8 @@ SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, interme
 #: family -> (config, native size, leading class tokens, register tokens)
 CONFIGS = {
     "dinov2": (lambda: T.Dinov2Config(**SMALL, patch_size=14, image_size=56), 56, 1, 0),
-    "dinov2-registers": (lambda: T.Dinov2WithRegistersConfig(**SMALL, patch_size=14, image_size=56, num_register_tokens=4), 56, 1, 4),
+    "dinov2-registers": (lambda: T.Dinov2WithRegistersConfig(**SMALL, patch_size=14, image_size=56,
+                                                             num_register_tokens=4), 56, 1, 4),
     "dinov3": (lambda: T.DINOv3ViTConfig(**SMALL, patch_size=16, image_size=64, num_register_tokens=4), 64, 1, 4),
     "siglip": (lambda: T.SiglipVisionConfig(**SMALL, patch_size=16, image_size=64), 64, 0, 0),
     "siglip2": (lambda: T.Siglip2VisionConfig(**SMALL, patch_size=16, num_patches=16), 64, 0, 0),
@@ -56,7 +57,8 @@ def test_local_folder_loads_through_from_pretrained_with_its_statistics(tmp_path
     torch.manual_seed(0)
     model = T.Dinov2WithRegistersModel(CONFIGS["dinov2-registers"][0]())
     model.save_pretrained(tmp_path)
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.1, 0.2, 0.3], "image_std": [0.5, 0.5, 0.25]}))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.1, 0.2, 0.3],
+                                                                   "image_std": [0.5, 0.5, 0.25]}))
     enc = load(str(tmp_path), size=42)
     assert enc.name == str(tmp_path) and enc.grid == (3, 3) and enc.num_registers == 4
     assert enc.mean == pytest.approx((25.5, 51.0, 76.5)) and enc.std == pytest.approx((127.5, 127.5, 63.75))
@@ -71,7 +73,8 @@ def test_local_folder_loads_through_from_pretrained_with_its_statistics(tmp_path
 
 
 def test_unavailable_or_unsupported_models_say_what_to_do(tmp_path):
-    with pytest.raises(ValueError, match=r"(?s)cannot load encoder 'dinov2-s' \(facebook/dinov2-small\).*local model folder"):
+    with pytest.raises(ValueError,
+                       match=r"(?s)cannot load encoder 'dinov2-s' \(facebook/dinov2-small\).*local model folder"):
         load("dinov2-s")
     T.BertModel(T.BertConfig(**SMALL)).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="model type 'bert' is not a supported vision encoder"):

@@ -42,7 +42,8 @@ def _image(fmt):
 UNREADABLE = {
     "zero bytes": (lambda d: (d / "v.mp4").write_bytes(b""), "empty"),
     "truncated (index at the end)": (_truncated_mp4, "not a readable video container"),
-    "random bytes": (lambda d: (d / "v.mp4").write_bytes(np.random.default_rng(1).bytes(5000)), "not a readable video container"),
+    "random bytes": (lambda d: (d / "v.mp4").write_bytes(np.random.default_rng(1).bytes(5000)),
+                     "not a readable video container"),
     "text file": (lambda d: (d / "v.mp4").write_text("hello\n" * 100), "not a readable video container"),
     "png image": (_image("png"), r"a still image \(png\), not a video"),
     "jpeg image": (_image("jpg"), r"a still image \(jpeg\), not a video"),

@@ -120,8 +120,9 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, 
     names.write_text("\n".join(f"action {i}" for i in range(kwargs["num_classes"])))
     code = main(["import-reference", as_released(trained, tmp_path / "e2e.ckpt"), "--arch",
                  CLASSES[kwargs["sequential_core"]["class"]],
-                 "--task", "ssv2", "--size", "small", "--out", str(tmp_path / "run"), "--encoder", str(tmp_path / "vit"),
-                 "--classes", str(names), "--core-heads", str(kwargs["sequential_core"]["kwargs"]["spatial_num_heads"]),
+                 "--task", "ssv2", "--size", "small", "--out", str(tmp_path / "run"),
+                 "--encoder", str(tmp_path / "vit"), "--classes", str(names),
+                 "--core-heads", str(kwargs["sequential_core"]["kwargs"]["spatial_num_heads"]),
                  "--readout-heads", str(kwargs["readout_num_heads"])])
     assert code == 0
     found = checkpoint.resolve(tmp_path / "run")
@@ -148,7 +149,8 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, 
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "run"), "--data", str(manifest), "--quiet"]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["split"] == "all" and scored["all"]["clips"] == 2 * cfg.task.eval_clips and 0 <= scored["all"]["top1"] <= 1
+    assert (scored["split"] == "all" and scored["all"]["clips"] == 2 * cfg.task.eval_clips
+            and 0 <= scored["all"]["top1"] <= 1)
 
     # `stream` runs it over a video file: one answer per frame, one annotated frame per frame
     capsys.readouterr()

@@ -18,8 +18,16 @@ import torch
 from safetensors.torch import load_file
 
 from stillmotion.reference.cores import ARCHS, CLASSES, core_from_reference, core_settings, load_strict
-from stillmotion.reference.readouts import (box_readout, classification_readout, depth_readout, layer_mix,
-                                             mixed_layers, part, point_readout, pose_readout)
+from stillmotion.reference.readouts import (
+    box_readout,
+    classification_readout,
+    depth_readout,
+    layer_mix,
+    mixed_layers,
+    part,
+    point_readout,
+    pose_readout,
+)
 from stillmotion.temporal.layer_mix import LayerMix
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference-models"
@@ -73,13 +81,15 @@ def test_reference_core_settings_and_weights_are_checked():
 
 def test_a_strict_load_names_wrong_shapes():
     module = torch.nn.Linear(3, 2)
-    with pytest.raises(ValueError, match=r"layer: the weights do not fit: wrong shape weight \(2, 4\) \(expected \(2, 3\)\)"):
+    with pytest.raises(ValueError,
+                       match=r"layer: the weights do not fit: wrong shape weight \(2, 4\) \(expected \(2, 3\)\)"):
         load_strict(module, {"weight": torch.zeros(2, 4), "bias": torch.zeros(2)}, "layer")
 
 
 def encoder_inputs(io: dict) -> torch.Tensor:
     """The fixture's K layers of tokens as LayerMix reads them: (B, T, K, N, D), [CLS | registers | patches]."""
-    cls, regs, patches = io["input.interm_cls_token"], io["input.interm_storage_tokens"], io["input.interm_patch_tokens"]
+    cls, regs, patches = (io["input.interm_cls_token"], io["input.interm_storage_tokens"],
+                          io["input.interm_patch_tokens"])
     return torch.cat([cls[:, :, :, None], regs, patches], dim=3).permute(1, 2, 0, 3, 4)
 
 

@@ -42,10 +42,12 @@ def test_ucf101_official_split_files(tmp_path):
     splits = tmp_path / "ucfTrainTestlist"
     splits.mkdir()
     (splits / "classInd.txt").write_text("1 ApplyEyeMakeup\n2 Archery\n")
-    (splits / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\nArchery/v_Archery_g08_c01.avi 2\n")
+    (splits / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+                                            "Archery/v_Archery_g08_c01.avi 2\n")
     (splits / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
     samples = src.load_samples(tmp_path / "UCF-101", "ucf101", splits=splits)
-    assert [(s.label, s.split) for s in samples] == [("ApplyEyeMakeup", "train"), ("Archery", "train"), ("Archery", "test")]
+    assert [(s.label, s.split) for s in samples] == [("ApplyEyeMakeup", "train"), ("Archery", "train"),
+                                                     ("Archery", "test")]
     assert samples[2].path == str(tmp_path / "UCF-101" / "Archery" / "v_Archery_g01_c01.avi")
     (splits / "trainlist01.txt").write_text("Archery/v_Archery_g08_c01.avi 1\n")
     with pytest.raises(src.ManifestError, match=r"trainlist01.txt:1: class number 1 is not 'Archery'"):
@@ -57,15 +59,18 @@ def test_hmdb51_split_codes(tmp_path):
     (tmp_path / "cartwheel_test_split1.txt").write_text("d e.avi 2\n")
     samples = src.hmdb51(tmp_path / "videos", tmp_path, fold=1)
     assert [(s.label, s.split, s.id) for s in samples] == [
-        ("brush_hair", "train", "brush_hair/a"), ("brush_hair", "test", "brush_hair/b"), ("cartwheel", "test", "cartwheel/d e")]
+        ("brush_hair", "train", "brush_hair/a"), ("brush_hair", "test", "brush_hair/b"),
+        ("cartwheel", "test", "cartwheel/d e")]
     assert samples[2].path.endswith("videos/cartwheel/d e.avi")
 
 
 def test_something_something_v2(tmp_path):
-    (tmp_path / "labels.json").write_text(json.dumps({"Holding something": "0", "Pushing something from left to right": "1"}))
+    (tmp_path / "labels.json").write_text(json.dumps({"Holding something": "0",
+                                                      "Pushing something from left to right": "1"}))
     (tmp_path / "something-something-v2-train.json").write_text(json.dumps([
         {"id": "78687", "label": "holding potato", "template": "Holding [something]", "placeholders": ["potato"]},
-        {"id": "42326", "label": "pushing a pen from left to right", "template": "Pushing [something] from left to right"},
+        {"id": "42326", "label": "pushing a pen from left to right",
+         "template": "Pushing [something] from left to right"},
     ]))
     samples = src.load_samples(tmp_path / "something-something-v2-train.json", labels=tmp_path / "labels.json")
     assert [(s.id, s.label, s.split, s.caption) for s in samples] == [
@@ -90,7 +95,8 @@ def test_diving48_json(tmp_path):
     (tmp_path / "Diving48_V2_train.json").write_text(json.dumps([
         {"vid_name": "-mmq0PT-u8k_00155", "label": 12, "start_frame": 0, "end_frame": 52}]))
     (s,) = src.load_samples(tmp_path / "Diving48_V2_train.json", root=tmp_path / "rgb")
-    assert (s.id, s.label, s.split, s.extra) == ("-mmq0PT-u8k_00155", "12", "train", {"start_frame": 0, "end_frame": 52})
+    assert (s.id, s.label, s.split, s.extra) == ("-mmq0PT-u8k_00155", "12", "train",
+                                                 {"start_frame": 0, "end_frame": 52})
     assert s.path == str(tmp_path / "rgb" / "-mmq0PT-u8k_00155.mp4")
 
 
@@ -106,11 +112,14 @@ def test_data_check_reports_counts_missing_undecodable_and_exits_3(tmp_path):
     _video(tmp_path / "d" / "b" / "three.mp4")
     (tmp_path / "d" / "b" / "broken.mp4").write_text("nope")
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in [
-        {"path": "d/a/one.mp4", "label": "a", "split": "train"}, {"path": "d/b/three.mp4", "label": "b", "split": "train"},
-        {"path": "d/b/broken.mp4", "label": "b", "split": "val"}, {"path": "d/gone.mp4", "label": "a", "split": "val"}]) + "\n")
+        {"path": "d/a/one.mp4", "label": "a", "split": "train"},
+        {"path": "d/b/three.mp4", "label": "b", "split": "train"},
+        {"path": "d/b/broken.mp4", "label": "b", "split": "val"},
+        {"path": "d/gone.mp4", "label": "a", "split": "val"}]) + "\n")
     failures, report = tmp_path / "fail.jsonl", tmp_path / "report.json"
-    run = subprocess.run([sys.executable, "-m", "stillmotion.cli", "data", "check", str(tmp_path / "m.jsonl"), "--quiet",
-                          "--failures", str(failures), "--json", str(report)], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "stillmotion.cli", "data", "check", str(tmp_path / "m.jsonl"),
+                          "--quiet", "--failures", str(failures), "--json", str(report)],
+                         capture_output=True, text=True)
     assert run.returncode == 3, run.stderr
     assert "4 samples: 2 readable, 1 missing, 1 undecodable" in run.stdout
     data = json.loads(report.read_text())

@@ -102,6 +102,7 @@ def test_tracking_streams_need_their_first_query_and_runs_need_their_classes(tmp
         streamer.step(np.zeros((32, 32, 3), np.uint8))
     run = make_run(tmp_path, "classes")
     config = checkpoint.resolve(run) / "config.yaml"
-    config.write_text(config.read_text().replace("classes:\n  - left\n  - right\n  - up\n  - down\n", "classes: null\n"))
+    config.write_text(config.read_text().replace("classes:\n  - left\n  - right\n  - up\n  - down\n",
+                                                 "classes: null\n"))
     with pytest.raises(ValueError, match="names no classes"):
         load_model(run, device="cpu")

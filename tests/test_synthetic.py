@@ -57,7 +57,8 @@ def test_labels_match_the_motion_seen_in_the_decoded_video(tmp_path, index):
     diff = np.abs(frames - clip.background.astype(int)).sum(-1) > 60  # (T, H, W)
     dx, dy = CLASSES[clip.label]
     for obj, (axis, sign) in enumerate([(0, dx), (1, dy)]):
-        box = np.concatenate([clip.centers[obj].min(0) - clip.radii[obj] - 2, clip.centers[obj].max(0) + clip.radii[obj] + 2])
+        box = np.concatenate([clip.centers[obj].min(0) - clip.radii[obj] - 2,
+                              clip.centers[obj].max(0) + clip.radii[obj] + 2])
         seen = np.stack([_centroid(d, box) for d in diff])  # (T, 2) measured centres
         assert np.abs(seen - clip.centers[obj]).max() < 2.5
         steps = np.diff(seen[:, axis])

@@ -4,7 +4,6 @@ import torch
 from stillmotion.model.video import VideoModel, last_real
 from stillmotion.temporal import REGISTRY, SIZES, build
 
-
 #: per core, settings that change what a step keeps: windows, temporal kernels, depths, sizes
 STREAM_SETTINGS = {
     "causal-attention": [{"window": 3}, {"window": 8, "layers": 1}, {"size": "tiny"}, {}],
@@ -83,7 +82,8 @@ def test_named_sizes_grow_and_keywords_override_them(name):
 def test_unknown_core_or_setting_is_named():
     with pytest.raises(ValueError, match="unknown temporal core 'lstm'.*gru"):
         build("lstm", 8)
-    with pytest.raises(ValueError, match="'tmm' has no setting hidden; it takes: width, inner, depth, kernel, causal, grid"):
+    with pytest.raises(ValueError,
+                       match="'tmm' has no setting hidden; it takes: width, inner, depth, kernel, causal, grid"):
         build("tmm", 8, hidden=4)
 
 
@@ -144,7 +144,7 @@ def test_the_parallel_scan_recomputes_its_chunks_in_backward_with_the_same_gradi
                       ("kept", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=False)),
                       ("recomputed", lambda: selective_scan_parallel(*inputs, chunk=8, recompute=True))):
         sizes = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, sizes=sizes: sizes.append(t.numel()) or t, lambda t: t):
             y, h = run()
         (y.square().sum() + h.sum()).backward()
         grads[name] = [t.grad.clone() for t in inputs]
@@ -164,7 +164,8 @@ def test_tmm_is_advises_resnet3d_stage_at_base_size():
     assert sum(p.numel() for p in core.parameters()) == d * out + 3 * d * inner + 9 * inner**2 + inner * out + bn
     released = build("tmm", d, size="base", depth=4, kernel=1)  # AdViSe's released config
     later = out * inner + 9 * inner**2 + inner * out + 2 * (inner + inner + out)  # no shortcut conv
-    assert sum(p.numel() for p in released.parameters()) == d * out + d * inner + 9 * inner**2 + inner * out + bn + 3 * later
+    assert (sum(p.numel() for p in released.parameters())
+            == d * out + d * inner + 9 * inner**2 + inner * out + bn + 3 * later)
     assert core(torch.randn(1, 3, 4, d)).shape == (1, 3, 4, out)
 
 
@@ -201,7 +202,8 @@ def test_causal_attention_streams_past_its_window(window):
         assert torch.allclose(torch.stack(steps, 1), core(x), atol=1e-5), length
     x = torch.randn(2, 9, 4, 8)
     changed = x.clone()
-    changed[:, 0] += 10 * torch.randn(2, 4, 8)  # frame 0 lies outside the window of frames >= 3 (one layer: 2 frames back)
+    # frame 0 lies outside the window of frames >= 3 (one layer: 2 frames back)
+    changed[:, 0] += 10 * torch.randn(2, 4, 8)
     one = build("causal-attention", 8, window=3, layers=1).eval()
     assert torch.allclose(one(changed)[:, 3:], one(x)[:, 3:], atol=1e-5)
     assert not torch.allclose(one(changed)[:, 2], one(x)[:, 2], atol=1e-3)
@@ -255,9 +257,8 @@ def test_difference_inputs_stream_as_they_run_on_clips(name, feed):
 
 
 def test_difference_inputs_feed_the_change_and_keep_its_size():
-    from stillmotion.temporal.inputs import TokenInputs
-
     from stillmotion.temporal.baselines import Identity
+    from stillmotion.temporal.inputs import TokenInputs
 
     x = torch.randn(1, 5, 3, 4)
     for feed, width in (("diff", 4), ("both", 8)):

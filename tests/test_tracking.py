@@ -85,7 +85,8 @@ def test_box_clips_start_where_the_object_is_and_targets_follow_the_view(annotat
     assert boxes[0].tolist() == pytest.approx([0.25, 0.2, 0.45, 0.4]) and boxes[2].isnan().all()
     batch = {"boxes": boxes[None]}
     [(iou, held)] = task.score(boxes.nan_to_num()[None], batch)
-    assert iou.tolist() == pytest.approx([1.0]) and held.item() == pytest.approx(0.15 / 0.25)  # 0.05 shift of a 0.2-wide box
+    # 0.05 shift of a 0.2-wide box
+    assert iou.tolist() == pytest.approx([1.0]) and held.item() == pytest.approx(0.15 / 0.25)
     m = task.metrics([(iou, held)], [Clip("v", (3, 4, 5), 0)])
     assert m["mean_iou"] == pytest.approx(1.0) and m["static_iou"] == pytest.approx(0.6) and m["frames"] == 1
 

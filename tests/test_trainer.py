@@ -229,10 +229,12 @@ def test_the_shipped_pretext_recipes_fit_real_clips_and_the_mean_core_cannot(rea
 def test_a_manifest_with_val_and_test_splits_holds_its_test_split_out_for_the_end(tmp_path):
     from stillmotion.train.trainer import _split
 
-    rows = [{"path": f"{split}{i}.mp4", "label": "a", "split": split} for split in ("train", "val", "test") for i in range(2)]
+    rows = [{"path": f"{split}{i}.mp4", "label": "a", "split": split}
+            for split in ("train", "val", "test") for i in range(2)]
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train_, val, test = _split(load_config(None, [f"data.train={manifest}", "task.name=classification"]), "classification")
+    train_, val, test = _split(load_config(None, [f"data.train={manifest}", "task.name=classification"]),
+                               "classification")
     assert [[s.split for s in part] for part in (train_, val, test)] == [["train"] * 2, ["val"] * 2, ["test"] * 2]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] != "val"))
     train_, val, test = _split(load_config(None, [f"data.train={manifest}"]), "classification")

@@ -32,7 +32,8 @@ def test_crops_take_the_right_pixels():
     assert torch.equal(Tr.crop_at(x, 6, 2), x[..., :, 4:10])
     g = torch.Generator().manual_seed(0)
     crop = Tr.random_crop(x, 4, generator=g)
-    found = [(t, l) for t in range(3) for l in range(7) if torch.equal(crop, x[..., t : t + 4, l : l + 4])]
+    found = [(top, left) for top in range(3) for left in range(7)
+             if torch.equal(crop, x[..., top : top + 4, left : left + 4])]
     assert len(found) == 1
     with pytest.raises(ValueError, match="cannot crop 8x8 from 10x6"):
         Tr.center_crop(x, 8)
@@ -66,4 +67,5 @@ def test_uint8_resize_is_rounded_float_resize_within_one_level():
 def test_adjust_color_factors_of_one_change_nothing_and_brightness_scales():
     x = _clip()
     assert torch.allclose(Tr.adjust_color(x, 1.0, 1.0, 1.0), x.clamp(0, 255))
-    assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0), torch.full((1, 3, 2, 2), 150.0))
+    assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0),
+                          torch.full((1, 3, 2, 2), 150.0))

@@ -171,5 +171,6 @@ def test_torchcodec_gives_the_same_frames_as_pyav(real_clips):
         pytest.skip("torchcodec is not installed (optional backend)")
     for name in ("arm_wrestling_h264_340x256.mp4", "people_h264_340x256_6fps.mp4"):
         idx = [0, 17, 3, 40]
-        assert np.array_equal(read_frames(real_clips / name, idx, backend="torchcodec"), read_frames(real_clips / name, idx))
+        assert np.array_equal(read_frames(real_clips / name, idx, backend="torchcodec"),
+                              read_frames(real_clips / name, idx))
 

@@ -132,7 +132,8 @@ def test_masked_text_prediction_hides_words_and_predicts_them_from_the_video():
     cfg = load_config(None, ["data.train=unused", "task.name=video_text", "temporal.kw.hidden=16"])
     torch.manual_seed(0)
     model = model_for(cfg, "embedding", 384, 32, (2, 2), **task.model_extras())
-    batch = {"tokens": torch.randn(2, 3, 4, 32), "mask": torch.ones(2, 3, dtype=torch.bool), "target": torch.tensor([0, 1])}
+    batch = {"tokens": torch.randn(2, 3, 4, 32), "mask": torch.ones(2, 3, dtype=torch.bool),
+             "target": torch.tensor([0, 1])}
     inputs = task.train_inputs(batch)
     hide, ids = inputs["words_at"], task.text.tokenize(captions)
     special = torch.isin(ids["input_ids"], torch.tensor(sorted(task.text.special_ids)))

@@ -74,7 +74,8 @@ def test_zero_shot_gives_each_video_its_most_similar_class(run, tmp_path, capsys
     result = zero_shot(vt, names, samples, progress=False)
     sim = _own_embeddings(vt, samples) @ class_embeddings(vt, names).T
     assert [top[0][0] for _, top in result["predictions"]] == [names[i] for i in sim.argmax(1).tolist()]
-    assert result["top1"] == pytest.approx(float((sim.argmax(1) == torch.tensor([k % 2 for k in range(6)])).float().mean()))
+    assert result["top1"] == pytest.approx(
+        float((sim.argmax(1) == torch.tensor([k % 2 for k in range(6)])).float().mean()))
     assert result["top5"] == 1.0 and result["scored"] == 6 and result["chance_top1"] == pytest.approx(1 / 3)
     prompts = vt.texts([t.format(names[0]) for t in TEMPLATES])
     assert torch.allclose(class_embeddings(vt, names)[0], F.normalize(prompts.mean(0), dim=0), atol=1e-6)

@@ -276,8 +276,8 @@ def _configs_list(args: argparse.Namespace) -> int:
 
     for name in configs.names():
         print(f"{name:<34} {configs.summary(name)}")
-    print(f"\nrun one: stillmotion train NAME data.train=VIDEOS/ (the name alone, e.g. prp); see it: stillmotion configs "
-          f"show NAME; files in {configs.FOLDER}")
+    print("\nrun one: stillmotion train NAME data.train=VIDEOS/ (the name alone, e.g. prp); "
+          f"see it: stillmotion configs show NAME; files in {configs.FOLDER}")
     return 0
 
 
@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         "EfficientNet-Lite0 tokens of every frame, train a temporal core and the mean-over-time baseline, "
         "and write report.json, report.md, curves.png and predictions.gif into --out.",
     )
-    demo.add_argument("--out", default="stillmotion-demo", help="output folder (default: %(default)s); reused if it exists")
+    demo.add_argument("--out", default="stillmotion-demo",
+                      help="output folder (default: %(default)s); reused if it exists")
     demo.add_argument("--core", default="gru", choices=sorted(set(CORES) - {"identity", "mean"}),
                       help="temporal core to compare with the mean baseline (default: %(default)s)")
     demo.add_argument("--core-size", choices=list(SIZES), default="small",
@@ -346,10 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hidden", type=_positive, help="the gru core's width (default: its size's, 128 when small)")
     demo.add_argument("--epochs", type=_positive, default=15, help="training epochs per model (default: %(default)s)")
     demo.add_argument("--frames", type=_positive, default=12, help="frames per clip (default: %(default)s)")
-    demo.add_argument("--size", type=_positive, default=128, help="frame size in pixels, a multiple of 32 (default: %(default)s)")
-    demo.add_argument("--train-per-class", type=_positive, default=120, help="training clips per class (default: %(default)s)")
-    demo.add_argument("--val-per-class", type=_positive, default=20, help="validation clips per class (default: %(default)s)")
-    demo.add_argument("--test-per-class", type=_positive, default=30, help="test clips per class (default: %(default)s)")
+    demo.add_argument("--size", type=_positive, default=128,
+                      help="frame size in pixels, a multiple of 32 (default: %(default)s)")
+    demo.add_argument("--train-per-class", type=_positive, default=120,
+                      help="training clips per class (default: %(default)s)")
+    demo.add_argument("--val-per-class", type=_positive, default=20,
+                      help="validation clips per class (default: %(default)s)")
+    demo.add_argument("--test-per-class", type=_positive, default=30,
+                      help="test clips per class (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="seed for the data and the training (default: %(default)s)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
@@ -362,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"undecodable files and a duration histogram. Exits with status {EXIT_SOME_FAILED} when any file failed, "
         "after listing the failures in --failures.",
     )
-    check.add_argument("source", help="a manifest (.jsonl, .csv, Kinetics .csv, SSv2 / Diving48 .json), a class-per-folder "
-                       "root, or for ucf101 / hmdb51 the video root")
+    check.add_argument("source", help="a manifest (.jsonl, .csv, Kinetics .csv, SSv2 / Diving48 .json), "
+                       "a class-per-folder root, or for ucf101 / hmdb51 the video root")
     check.add_argument("--failures", default="failures.jsonl", help="where to list failed files (default: %(default)s)")
     check.add_argument("--json", help="also write the report as JSON here")
     check.add_argument("--workers", type=_positive, default=4, help="parallel probes (default: %(default)s)")
@@ -400,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
         "pairs: data for the video_text task that an order-blind video tower cannot solve. A rerun keeps the clips "
         "already written.")
     caps.add_argument("out", help="folder to write (OUT/manifest.jsonl, OUT/train/, OUT/val/)")
-    caps.add_argument("--train", type=_positive, default=160, help="training clips before reversal (default: %(default)s)")
-    caps.add_argument("--val", type=_positive, default=40, help="validation clips before reversal (default: %(default)s)")
+    caps.add_argument("--train", type=_positive, default=160,
+                      help="training clips before reversal (default: %(default)s)")
+    caps.add_argument("--val", type=_positive, default=40,
+                      help="validation clips before reversal (default: %(default)s)")
     caps.add_argument("--frames", type=_positive, default=16, help="frames per clip (default: %(default)s)")
     caps.add_argument("--size", type=_positive, default=128, help="frame size in pixels, even (default: %(default)s)")
     caps.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
@@ -424,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "token and registers too, in front of each frame's patches (default: %(default)s)")
     ext.add_argument("--layers", type=_positive, metavar="K", help="store K blocks' outputs, evenly spaced, ending "
                      "at the last (4: paper 000's encoder mix); default: the last block only")
-    ext.add_argument("--fps", type=float, help="resample every video to this many frames per second (default: keep every frame)")
+    ext.add_argument("--fps", type=float,
+                     help="resample every video to this many frames per second (default: keep every frame)")
     ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "
                      "besides the plain view 0 (default: %(default)s)")
     ext.add_argument("--pool-space", type=_positive, metavar="S", help="average-pool each frame's token grid to S x S")
@@ -434,10 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--seed", type=int, default=0, help="seed of the augmented views (default: %(default)s)")
     ext.add_argument("--batch-frames", type=_positive, help="frames per encoder batch, of one video at a time "
                      "(default: 16 on CPU, 128 on CUDA)")
-    ext.add_argument("--workers", type=int, help="decode processes (default: one on CPU, up to 8 on CUDA; 0 = a thread)")
+    ext.add_argument("--workers", type=int,
+                     help="decode processes (default: one on CPU, up to 8 on CUDA; 0 = a thread)")
     ext.add_argument("--threads", type=_positive, help="CPU threads for encoding (default: one per core)")
     ext.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
-    ext.add_argument("--compile", action="store_true", help="torch.compile the encoder (pays off on CUDA for long jobs)")
+    ext.add_argument("--compile", action="store_true",
+                     help="torch.compile the encoder (pays off on CUDA for long jobs)")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_source_args(ext)
     ext.set_defaults(func=_extract)
@@ -470,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "of the manifest")
     ev.add_argument("--step", help="which checkpoint of the run: a step number or best (default: the latest)")
     ev.add_argument("--device", help="cpu, cuda or cuda:K (default: cuda when available)")
-    ev.add_argument("--predictions", metavar="FILE.jsonl", help="also write each clip's outputs here, one JSON line per clip")
+    ev.add_argument("--predictions", metavar="FILE.jsonl",
+                    help="also write each clip's outputs here, one JSON line per clip")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_eval)
 
@@ -498,9 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def video_text_command(name: str, help: str, description: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help, description=description)
-        command.add_argument("run", help="a video_text run folder (its latest checkpoint) or a checkpoint folder; or "
-                             "an image-text model used as is (clip-b16, siglip-b, a hub id or folder): its vision tower "
-                             "over 8 frames, averaged, and its text tower")
+        command.add_argument("run", help="a video_text run folder (its latest checkpoint) or a checkpoint folder; "
+                             "or an image-text model used as is (clip-b16, siglip-b, a hub id or folder): its vision "
+                             "tower over 8 frames, averaged, and its text tower")
         return command
 
     def video_text_options(command: argparse.ArgumentParser) -> None:
@@ -596,9 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
         "frame (matrix products and convolutions) and the bytes of its streaming state.")
     summary.add_argument("--size", choices=list(SIZES), default="small",
                          help="named size of every core (default: %(default)s, the constructors' defaults)")
-    summary.add_argument("--dim", type=_positive, default=112, help="token width D (default: %(default)s, the default encoder's)")
+    summary.add_argument("--dim", type=_positive, default=112,
+                         help="token width D (default: %(default)s, the default encoder's)")
     summary.add_argument("--tokens", type=_positive, default=64, help="tokens per frame N (default: %(default)s)")
-    summary.add_argument("cores", nargs="*", metavar="CORE", help=f"cores to list (default: all of {', '.join(sorted(CORES))})")
+    summary.add_argument("cores", nargs="*", metavar="CORE",
+                         help=f"cores to list (default: all of {', '.join(sorted(CORES))})")
     summary.set_defaults(func=_temporal_summary)
     return parser
 
@@ -606,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_source_args(parser: argparse.ArgumentParser) -> None:
     from stillmotion.data.sources import FORMATS
 
-    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: guessed)")
+    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS),
+                        help="dataset format (default: guessed)")
     parser.add_argument("--root", help="folder holding the videos (default: the manifest's folder)")
     parser.add_argument("--splits", help="the official split files: their folder (ucf101, hmdb51, msvd) or the 1k-A "
                         "test list (msrvtt)")

@@ -195,8 +195,8 @@ def check(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), name)
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-    for key in ("data.frames", "data.layers", "data.clips_per_video", "train.steps", "train.batch_size", "task.eval_clips",
-                "task.resolution"):
+    for key in ("data.frames", "data.layers", "data.clips_per_video", "train.steps", "train.batch_size",
+                "task.eval_clips", "task.resolution"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(getattr(cfg, section), name)}")

@@ -138,8 +138,8 @@ def _table(report: dict) -> str:
     rows = [
         ("mean over time (baseline)", report["baseline_accuracy"], report["trainable_parameters"]["baseline"],
          report["baseline_train_seconds"]),
-        (f"{report['temporal_core']} temporal core", report["temporal_accuracy"], report["trainable_parameters"]["temporal"],
-         report["train_seconds"]),
+        (f"{report['temporal_core']} temporal core", report["temporal_accuracy"],
+         report["trainable_parameters"]["temporal"], report["train_seconds"]),
     ]
     lines = [
         f"# stillmotion demo: direction of motion ({len(report['classes'])} classes, chance {report['chance']:.2f})",

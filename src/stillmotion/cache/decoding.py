@@ -13,9 +13,9 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -47,7 +47,8 @@ def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
     positions = np.flatnonzero((times >= start - 1e-9) & (times < end - 1e-9))
     if len(positions) == 0:
         raise VideoDecodeError(sample.path, f"no frame lies between start={sample.start} and end={sample.end} s "
-                               f"(the video lasts {times[-1]:.2f} s)", "fix the start/end of this sample in the manifest")
+                               f"(the video lasts {times[-1]:.2f} s)",
+                               "fix the start/end of this sample in the manifest")
     return positions if fps is None else positions[resample(times[positions], fps)]
 
 
@@ -74,7 +75,7 @@ def decode_video(sample: Sample, spec: DecodeSpec) -> Decoded:
         return Decoded(sample, crops, positions, rows)
     except VideoDecodeError as exc:
         return Decoded(sample, error=exc.problem)
-    except Exception as exc:  # a batch job must go on: report anything a file makes go wrong
+    except Exception as exc:  # noqa: BLE001 - a batch job must go on: report anything a file makes go wrong
         return Decoded(sample, error=f"{type(exc).__name__}: {exc}")
 
 

@@ -11,10 +11,12 @@ from einops import rearrange
 from stillmotion.errors import UsageError
 
 
-def pooled_shape(grid: tuple[int, int], dim: int, space: int | None, channels: int | None) -> tuple[tuple[int, int], int]:
+def pooled_shape(grid: tuple[int, int], dim: int, space: int | None,
+                 channels: int | None) -> tuple[tuple[int, int], int]:
     """The grid and width after pooling; errors say what is allowed."""
     if space is not None and not 1 <= space <= min(grid):
-        raise UsageError(f"--pool-space must be between 1 and {min(grid)} (the token grid is {grid[0]} x {grid[1]}), got {space}")
+        raise UsageError(f"--pool-space must be between 1 and {min(grid)} "
+                         f"(the token grid is {grid[0]} x {grid[1]}), got {space}")
     if channels is not None and not 1 <= channels <= dim:
         raise UsageError(f"--pool-channels must be between 1 and the token width {dim}, got {channels}")
     return ((space, space) if space else tuple(grid)), (channels or dim)

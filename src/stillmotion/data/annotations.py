@@ -71,7 +71,7 @@ def load_annotations(path: str | Path, need: tuple[str, ...] = ()) -> Annotation
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+    except Exception as exc:  # any unreadable file gets the same clear message
         raise AnnotationError(f"{path}: not a readable .npz file ({exc})") from exc
     unknown = sorted(set(arrays) - set(ARRAYS))
     if unknown:

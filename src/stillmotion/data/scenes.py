@@ -37,6 +37,7 @@ gives the same scenes, and generation resumes where a killed run stopped.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -200,12 +201,13 @@ def render_scene(cfg: SceneConfig, split: str, index: int) -> Scene:
         depth.append(d)
         boxes.append(np.concatenate([centers[:, t] - radii[:, None], centers[:, t] + radii[:, None]], 1) / s)
         on0, on1 = centers[0, t] + offsets[0], centers[1, t] + offsets[1]
-        front = lambda xy: _inside(SHAPES[0], centers[0, t], radii[0], xy)  # noqa: E731
-        behind = lambda xy: front(xy) | _inside(SHAPES[1], centers[1, t], radii[1], xy)  # noqa: E731
+        front = partial(_inside, SHAPES[0], centers[0, t], radii[0])  # covered by the front object
+        back = partial(_inside, SHAPES[1], centers[1, t], radii[1])
         ground = camera.to_image(t, still)
         in_view = ((ground >= 0) & (ground < s)).all(-1)
         points.append(np.concatenate([on0, on1, ground]) / s)
-        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1), in_view & ~behind(ground)]))
+        visible.append(np.concatenate([np.ones(len(on0), bool), ~front(on1),
+                                       in_view & ~(front(ground) | back(ground))]))
     return Scene(np.stack(frames), np.stack(boxes).clip(0, 1).astype(np.float32), np.stack(points).astype(np.float32),
                  np.stack(visible), np.stack(depth), camera.poses(big, FOCAL * s))
 

@@ -1,18 +1,25 @@
 """Every dataset layout becomes one list of `Sample`.
 
-| format | what it reads |
-| --- | --- |
-| `folder` | `ROOT/<class>/.../<video>`: the folder under ROOT is the label |
-| `jsonl` | a JSONL manifest (`path`, optional `label`, `split`, `start`, `end`, `caption`, `id`, `annotations`) |
-| `csv` | the same columns as a CSV file with a header row |
-| `ucf101` | `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (split K) over `ROOT/<Class>/<video>.avi` |
-| `hmdb51` | `<class>_test_splitK.txt` (1 = train, 2 = test, 0 = unused) over `ROOT/<class>/<video>.avi` |
-| `ssv2` | Something-Something v2: the labels JSON plus the train / validation JSON lists (label = template without brackets) over `ROOT/<id>.webm` |
-| `kinetics` | Kinetics CSV (`label, youtube_id, time_start, time_end[, split]`) over `ROOT/[<label>/]<youtube_id>_<start:06d>_<end:06d>.<ext>` |
-| `diving48` | Diving48 JSON (`vid_name`, `label`, `start_frame`, `end_frame`) over `ROOT/<vid_name>.mp4` |
-| `webvid` | WebVid CSV (`videoid`, `name` = the caption, `page_dir`) over `ROOT/<page_dir>/<videoid>.mp4` (or `ROOT/<videoid>.mp4`); split from the file name (`..._val.csv`: val) |
-| `msrvtt` | MSR-VTT annotations JSON (`videos` with `video_id` and `split`, `sentences` with `video_id` and `caption`: every caption of a video) over `ROOT/<video_id>.mp4`; with `--splits` naming the 1k-A test list (video ids one per line, or the JSFusion CSV with `video_id` and `sentence`), those 1,000 videos are the test split (one caption each, the CSV's) and all others train |
-| `msvd` | MSVD `AllVideoDescriptions.txt` (`<video> <caption>` per line, `#` comments) over `ROOT/<video>.avi`; with `--splits` a folder holding `train_list.txt`, `val_list.txt`, `test_list.txt` (video names one per line) |
+Each format and what it reads:
+
+- `folder`: `ROOT/<class>/.../<video>`: the folder under ROOT is the label
+- `jsonl`: a JSONL manifest (`path`, optional `label`, `split`, `start`, `end`, `caption`, `id`, `annotations`)
+- `csv`: the same columns as a CSV file with a header row
+- `ucf101`: `classInd.txt`, `trainlist0K.txt`, `testlist0K.txt` (split K) over `ROOT/<Class>/<video>.avi`
+- `hmdb51`: `<class>_test_splitK.txt` (1 = train, 2 = test, 0 = unused) over `ROOT/<class>/<video>.avi`
+- `ssv2`: Something-Something v2: the labels JSON plus the train / validation JSON lists (label = template
+  without brackets) over `ROOT/<id>.webm`
+- `kinetics`: Kinetics CSV (`label, youtube_id, time_start, time_end[, split]`) over
+  `ROOT/[<label>/]<youtube_id>_<start:06d>_<end:06d>.<ext>`
+- `diving48`: Diving48 JSON (`vid_name`, `label`, `start_frame`, `end_frame`) over `ROOT/<vid_name>.mp4`
+- `webvid`: WebVid CSV (`videoid`, `name` = the caption, `page_dir`) over `ROOT/<page_dir>/<videoid>.mp4` (or
+  `ROOT/<videoid>.mp4`); split from the file name (`..._val.csv`: val)
+- `msrvtt`: MSR-VTT annotations JSON (`videos` with `video_id` and `split`, `sentences` with `video_id` and
+  `caption`: every caption of a video) over `ROOT/<video_id>.mp4`; with `--splits` naming the 1k-A test list
+  (video ids one per line, or the JSFusion CSV with `video_id` and `sentence`), those 1,000 videos are the test
+  split (one caption each, the CSV's) and all others train
+- `msvd`: MSVD `AllVideoDescriptions.txt` (`<video> <caption>` per line, `#` comments) over `ROOT/<video>.avi`;
+  with `--splits` a folder holding `train_list.txt`, `val_list.txt`, `test_list.txt` (video names one per line)
 
 A listed video whose file is absent still becomes a Sample at its expected path, so that
 `stillmotion data check` can report it as missing.
@@ -85,8 +92,8 @@ def csv_manifest(path: str | Path) -> list[Sample]:
                 raise ManifestError(f"{path}:{lineno}: start/end must be seconds ({exc})") from exc
             notes = str(beside(path, row["annotations"])) if row.get("annotations") else None
             samples.append(Sample(id=row.get("id") or video.stem, path=str(video), label=row.get("label") or None,
-                                  split=row.get("split") or None, start=start, end=end, caption=row.get("caption") or None,
-                                  annotations=notes))
+                                  split=row.get("split") or None, start=start, end=end,
+                                  caption=row.get("caption") or None, annotations=notes))
     return samples
 
 
@@ -142,9 +149,10 @@ def ssv2(root: str | Path, labels: str | Path, lists: dict[str, str | Path], ext
             template = entry.get("template")
             label = template.replace("[", "").replace("]", "") if template else None
             if label is not None and label not in names:
-                raise ManifestError(f"{list_path}: entry {k} (id {entry.get('id')}) has template {label!r}, not in {labels}")
-            samples.append(Sample(id=str(entry["id"]), path=str(root / f"{entry['id']}{extension}"), label=label, split=part,
-                                  caption=entry.get("label")))
+                raise ManifestError(f"{list_path}: entry {k} (id {entry.get('id')}) has template {label!r}, "
+                                    f"not in {labels}")
+            samples.append(Sample(id=str(entry["id"]), path=str(root / f"{entry['id']}{extension}"), label=label,
+                                  split=part, caption=entry.get("label")))
     return samples
 
 
@@ -178,8 +186,8 @@ def diving48(json_path: str | Path, root: str | Path, split: str | None = None) 
         if "vid_name" not in entry or "label" not in entry:
             raise ManifestError(f"{json_path}: entry {k} lacks 'vid_name' or 'label'")
         extra = {key: entry[key] for key in ("start_frame", "end_frame") if key in entry}
-        samples.append(Sample(id=entry["vid_name"], path=str(root / f"{entry['vid_name']}.mp4"), label=str(entry["label"]),
-                              split=split, extra=extra))
+        samples.append(Sample(id=entry["vid_name"], path=str(root / f"{entry['vid_name']}.mp4"),
+                              label=str(entry["label"]), split=split, extra=extra))
     return samples
 
 

@@ -78,7 +78,8 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, center: np.ndarray, radius: flo
     elif shape == "square":
         draw.rectangle(box, fill=color, outline=outline, width=2)
     else:
-        draw.polygon([(x, y - radius), (x + radius, y), (x, y + radius), (x - radius, y)], fill=color, outline=outline, width=2)
+        draw.polygon([(x, y - radius), (x + radius, y), (x, y + radius), (x - radius, y)], fill=color, outline=outline,
+                     width=2)
 
 
 def _color(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -119,7 +120,8 @@ def render_clip(cfg: MotionTaskConfig, split: str, index: int) -> Clip:
         if _disjoint(_box(centers[0], radii[0]), _box(centers[1], radii[1])):
             break
     else:
-        raise UsageError(f"motion task: no non-overlapping paths found for size {cfg.size}; lower object_size or travel")
+        raise UsageError(f"motion task: no non-overlapping paths found for size {cfg.size}; "
+                         "lower object_size or travel")
     looks = [(SHAPES[rng.integers(len(SHAPES))], _color(rng)) for _ in range(2)]
     frames = []
     for t in range(cfg.frames):
@@ -139,7 +141,8 @@ def claim_folder(out: str | Path, settings: dict) -> Path:
     cfg_path = out / "task.json"
     if cfg_path.exists():
         if json.loads(cfg_path.read_text()) != json.loads(json.dumps(settings)):
-            raise UsageError(f"{out}: holds a task made with other settings ({cfg_path}); use another folder or delete it")
+            raise UsageError(f"{out}: holds a task made with other settings ({cfg_path}); "
+                             "use another folder or delete it")
     else:
         cfg_path.write_text(json.dumps(settings, indent=2))
     return out

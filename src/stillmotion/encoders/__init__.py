@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from stillmotion.encoders.base import FrozenEncoder
 from stillmotion.encoders.efficientnet_lite import EfficientNetLite0
@@ -13,7 +13,8 @@ from stillmotion.errors import UsageError
 #: name -> builder(**kw). A new encoder is one module plus one line here.
 REGISTRY: dict[str, Callable[..., FrozenEncoder]] = {
     "efficientnet-lite0": EfficientNetLite0,
-    **{f"efficientnet-lite0/{layer}": partial(EfficientNetLite0, layer=layer) for layer in ("stride8", "stride32", "head")},
+    **{f"efficientnet-lite0/{layer}": partial(EfficientNetLite0, layer=layer)
+       for layer in ("stride8", "stride32", "head")},
 }
 
 DEFAULT_ENCODER = "efficientnet-lite0"

@@ -34,12 +34,12 @@ class FrozenEncoder(nn.Module):
     extra: int = 0  # leading tokens before each layer's patches (class token, registers)
     layers: tuple[int, ...] = ()  # the blocks whose outputs are given (0-based); () = the last one only
 
-    def freeze(self) -> "FrozenEncoder":
+    def freeze(self) -> FrozenEncoder:
         for p in self.parameters():
             p.requires_grad_(False)
         return super().train(False)
 
-    def train(self, mode: bool = True) -> "FrozenEncoder":  # noqa: ARG002 - frozen by design
+    def train(self, mode: bool = True) -> FrozenEncoder:  # mode is ignored: frozen by design
         return super().train(False)
 
     @property

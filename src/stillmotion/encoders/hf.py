@@ -59,8 +59,10 @@ TOKENS = ("patches", "all")  # what each layer gives: the patches, or the class 
 
 #: short names -> Hugging Face hub ids (any other hub id or local folder works too)
 SHORT_NAMES = {
-    **{f"dinov2-{s}": f"facebook/dinov2-{n}" for s, n in [("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant")]},
-    **{f"dinov2-{s}-reg": f"facebook/dinov2-with-registers-{n}" for s, n in [("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant")]},
+    **{f"dinov2-{s}": f"facebook/dinov2-{n}"
+       for s, n in [("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant")]},
+    **{f"dinov2-{s}-reg": f"facebook/dinov2-with-registers-{n}"
+       for s, n in [("s", "small"), ("b", "base"), ("l", "large"), ("g", "giant")]},
     **{f"dinov3-{s}": f"facebook/dinov3-vit{s}16-pretrain-lvd1689m" for s in ("s", "b", "l")},
     "siglip-b": "google/siglip-base-patch16-224",
     "siglip-so400m": "google/siglip-so400m-patch14-384",
@@ -94,7 +96,8 @@ class HFEncoder(FrozenEncoder):
         self.model, self.family, self.name = model, family, name
         config = _vision_config(model.config)
         self.patch = int(config.patch_size)
-        native = getattr(config, "image_size", None) or int(round((getattr(config, "num_patches", 256)) ** 0.5)) * self.patch
+        native = (getattr(config, "image_size", None)
+                  or int(round((getattr(config, "num_patches", 256)) ** 0.5)) * self.patch)
         self.image_size = int(size or native)
         if self.image_size % self.patch:
             raise UsageError(f"{name}: size {self.image_size} is not a multiple of the patch size {self.patch}")
@@ -111,7 +114,7 @@ class HFEncoder(FrozenEncoder):
         self.freeze()
 
     @classmethod
-    def from_config(cls, config, size: int | None = None, name: str | None = None, **options) -> "HFEncoder":
+    def from_config(cls, config, size: int | None = None, name: str | None = None, **options) -> HFEncoder:
         """`options`: `tokens`, `layers` (see the module's docstring)."""
         import transformers
 
@@ -121,15 +124,16 @@ class HFEncoder(FrozenEncoder):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, size: int | None = None, tokens: str = "patches",
-                        layers: int | list[int] | None = None, **kw) -> "HFEncoder":
+                        layers: int | list[int] | None = None, **kw) -> HFEncoder:
         import transformers
 
         hub_id = SHORT_NAMES.get(name_or_path, name_or_path)
         try:
             config = transformers.AutoConfig.from_pretrained(hub_id, **kw)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load encoder {name_or_path!r} ({hub_id}): {exc}. Give a known name, a Hugging Face "
-                             f"hub id (weights must be downloadable or cached), or a local model folder") from exc
+            raise UsageError(f"cannot load encoder {name_or_path!r} ({hub_id}): {exc}. Give a known name, "
+                             "a Hugging Face hub id (weights must be downloadable or cached), "
+                             "or a local model folder") from exc
         family = _family(config)
         model = getattr(transformers, family.model_class).from_pretrained(hub_id, **kw)
         return cls(model, family, hub_id, size, _checkpoint_stats(hub_id, **kw), tokens=tokens, layers=layers)

@@ -14,7 +14,8 @@ class CrossBlock(nn.Module):
         super().__init__()
         self.norm_q, self.norm_kv = nn.LayerNorm(width), nn.LayerNorm(width)
         self.attend = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(),
+                                 nn.Linear(4 * width, width))
 
     def forward(self, text: torch.Tensor, video: torch.Tensor, ignore: torch.Tensor | None) -> torch.Tensor:
         kv = self.norm_kv(video)

@@ -8,8 +8,8 @@ readout and any other name the task's own. A new readout is one module plus one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

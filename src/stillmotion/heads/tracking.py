@@ -156,7 +156,8 @@ class BoxHead(Tracker):
         xy = torch.stack(torch.broadcast_tensors(fx[:, :, None], fy[:, None, :]), -1).flatten(1, 2)  # (B, 9, 2)
         return sample(tokens, self.grid, xy).mean(1, keepdim=True), (box[:, 2:] - box[:, :2]).clamp(min=1e-3)
 
-    def forward(self, tokens: torch.Tensor, query: torch.Tensor, look: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, query: torch.Tensor,
+                look: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         features, first_size = look
         q = to_cxcywh(query)
         centre, read = self.locate(features, q[:, None, :2], tokens)

@@ -118,8 +118,8 @@ def resolve(path: str | Path, step: int | str | None = None) -> Path:
         return path
     found = latest(path)
     if found is None:
-        raise FileNotFoundError(f"{path}: neither a checkpoint (no {WEIGHTS}) nor a run folder with checkpoints/latest; "
-                                "give the --out folder of a `stillmotion train` run")
+        raise FileNotFoundError(f"{path}: neither a checkpoint (no {WEIGHTS}) nor a run folder with "
+                                "checkpoints/latest; give the --out folder of a `stillmotion train` run")
     return found
 
 

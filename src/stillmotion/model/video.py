@@ -78,8 +78,8 @@ class VideoModel(nn.Module):
         """x (B, T, N, D), mask (B, T) real frames -> (B, C) for "classes"; (B, T, N, D) for
         "tokens" (with `hide` (B, T): the frames to replace by the mask token); (B, T, 4) for
         "boxes" from `query` (B, 4); (B, T, P, 3) for "points" from `query` (B, P, 2): x, y and a
-        visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth"; (B, T, 9) for "pose";
-        (B, E) for "embedding", and with `text` (B, L, H) (a masked caption's frozen token states)
+        visibility logit (and an uncertainty logit with the reference readout); (B, T, R, R) for "depth";
+        (B, T, 9) for "pose"; (B, E) for "embedding", and with `text` (B, L, H) (a masked caption's frozen token states)
         and `words_at` (B, L) (its hidden positions) {"video": (B, E), "words": (K, V) logits}.
         `keep` < 1 keeps that share of the patch positions, the same ones in every frame and clip
         (a video-text model's patch dropping on cached tokens)."""

@@ -107,7 +107,8 @@ def box_readout(kwargs: dict, state: dict) -> BoxDecoderReadout:
         raise UsageError("box readout: one query per box is supported (the released models use 1)")
     head = BoxDecoderReadout(kwargs["d_enc"], kwargs["readout_num_heads"], kwargs["readout_num_layers"],
                              kwargs["bbox_mlp_hidden_dim"])
-    load_strict(head, {k: v for k, v in state.items() if k.startswith(("bbox_query_encoder.", "readout.", "bbox_head."))},
+    load_strict(head, {k: v for k, v in state.items()
+                       if k.startswith(("bbox_query_encoder.", "readout.", "bbox_head."))},
                 "box readout")
     return head
 

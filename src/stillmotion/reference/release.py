@@ -131,7 +131,8 @@ def _readout(task: str, state: dict, heads: int) -> tuple[dict, dict, int]:
     if first not in state:
         raise ReferenceImportError(f"no {'box' if task == 'waymo' else 'point'} readout ({first.split('.')[0]}.*) "
                                    "in the checkpoint")
-    return ({"hidden": int(state[first].shape[0]), "heads": heads, "layers": _count(state, r"^readout\.layers\.(\d+)\.")},
+    return ({"hidden": int(state[first].shape[0]), "heads": heads,
+             "layers": _count(state, r"^readout\.layers\.(\d+)\.")},
             {}, 0)
 
 

@@ -26,7 +26,8 @@ def giou_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     lo, hi = torch.maximum(pred[..., :2], true[..., :2]), torch.minimum(pred[..., 2:], true[..., 2:])
     inter = (hi - lo).clamp(min=0).prod(-1)
     union = area(pred) + area(true) - inter
-    hull = area(torch.cat([torch.minimum(pred[..., :2], true[..., :2]), torch.maximum(pred[..., 2:], true[..., 2:])], -1))
+    hull = area(torch.cat([torch.minimum(pred[..., :2], true[..., :2]),
+                           torch.maximum(pred[..., 2:], true[..., 2:])], -1))
     return (1 - inter / union.clamp(min=1e-9) + (hull - union) / hull.clamp(min=1e-9)).mean()
 
 

@@ -1,6 +1,7 @@
 """Supervised classification: a clip's label is its video's. Metrics: top-1 and top-5 after
 averaging the softmax scores of a video's evaluation clips (multi-view averaging), and top-1
-per clip. `ClassTask` holds what the pretexts share with it (cross-entropy, per-clip accuracy). In the streaming protocol (`head.mode: stream`) a clip's scores are its last frame's."""
+per clip. `ClassTask` holds what the pretexts share with it (cross-entropy, per-clip accuracy). In
+the streaming protocol (`head.mode: stream`) a clip's scores are its last frame's."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from stillmotion.errors import UsageError
 from stillmotion.temporal.attention import CausalAttention
@@ -45,7 +45,8 @@ def build(name: str, dim: int, size: str = "small", input: str = "tokens", norm:
     takes = [p for p in inspect.signature(REGISTRY[name]).parameters if p != "dim"]
     unknown = sorted(set(kw) - set(takes))
     if unknown and "kw" not in takes:
-        raise UsageError(f"temporal core {name!r} has no setting {', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
+        raise UsageError(f"temporal core {name!r} has no setting {', '.join(unknown)}; "
+                         f"it takes: {', '.join(takes) or 'none'}")
     if name in ORDER_BLIND:
         input = "tokens"  # a frame difference would give the order-blind controls the order they exist to lack
     core = REGISTRY[name](width(dim, input), **{**size_kwargs(name, size), **kw})

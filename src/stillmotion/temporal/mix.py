@@ -62,5 +62,5 @@ class MambaMix(TemporalCore):
         return self.norm(z), new
 
 
-def GatedMambaMix(dim: int, **kw) -> MambaMix:  # noqa: N802 - a registry constructor
+def GatedMambaMix(dim: int, **kw) -> MambaMix:  # named like a class: a registry constructor
     return MambaMix(dim, gated=True, **kw)

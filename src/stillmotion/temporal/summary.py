@@ -38,6 +38,6 @@ def summary_table(dim: int, tokens: int, names: list[str] | None = None, size: s
     rows = [summarize(n, dim, tokens, size=size) for n in (names or sorted(REGISTRY))]
     lines = [f"temporal cores ({size}) at width {dim}, {tokens} tokens per frame, one stream:",
              "| core | parameters | MFLOPs per frame | state (KiB) |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['core']} | {r['parameters']:,} | {r['flops_per_frame'] / 1e6:.2f} | {r['state_bytes'] / 1024:.1f} |"
-              for r in rows]
+    lines += [f"| {r['core']} | {r['parameters']:,} | {r['flops_per_frame'] / 1e6:.2f} "
+              f"| {r['state_bytes'] / 1024:.1f} |" for r in rows]
     return "\n".join(lines)

@@ -57,7 +57,7 @@ class FrozenTextEncoder(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "FrozenTextEncoder":  # noqa: ARG002 - frozen by design
+    def train(self, mode: bool = True) -> FrozenTextEncoder:  # mode is ignored: frozen by design
         return super().train(False)
 
     @property

@@ -54,7 +54,8 @@ def evaluate_run(run: str | Path, data: str | None = None, split: str | None = N
     clips = [c for v in videos for c in task.eval_clips(v)]
     if not clips:
         raise ConfigError(f"{data or cfg.data.val or cfg.data.train}: none of the {len(samples)} {name} videos can "
-                          f"make a {cfg.task.name} clip of {cfg.data.frames} frames (too short, unlabelled or unreadable)")
+                          f"make a {cfg.task.name} clip of {cfg.data.frames} frames "
+                          "(too short, unlabelled or unreadable)")
     keep = predictions is not None and loaded.kind != "tokens"  # predicted tokens are too many to write
     metrics, outputs = source.score(loaded.model, task, clips, loaded.device, cfg.train.batch_size, cfg.train.workers,
                                     keep_outputs=keep)

@@ -86,7 +86,8 @@ def _split(cfg: Config, task_name: str) -> tuple[list[Sample], list[Sample], lis
             raise ConfigError("data.val_fraction: data.val already names the validation videos; set only one")
         val = [s for s in read(d.val) if d.val_split is None or s.split == d.val_split]
         if not val:
-            raise ConfigError(f"data.val: no videos in {d.val}" + (f" with split {d.val_split!r}" if d.val_split else ""))
+            raise ConfigError(f"data.val: no videos in {d.val}"
+                              + (f" with split {d.val_split!r}" if d.val_split else ""))
         return [s for s in train if s.split in (None, "train")] or train, val, []
     for held_out in ("val", "test"):
         if any(s.split == held_out for s in train):
@@ -310,7 +311,8 @@ class Trainer:
         result = {"task": cfg.task.name, "core": cfg.temporal.name, "steps": step, "val": metrics,
                   **({"fit": fit} if fit is not None else {}),
                   "best": checkpoint.best(self.run_dir), "val_shares_training": len(self.shared),
-                  "train_seconds": seconds, "clips_per_second": (step - first_step) * cfg.train.batch_size / max(seconds, 1e-9),
+                  "train_seconds": seconds,
+                  "clips_per_second": (step - first_step) * cfg.train.batch_size / max(seconds, 1e-9),
                   "train_videos": len(self.train_videos), "val_videos": len(self.val_videos),
                   "failed": [{"path": p, "reason": r} for p, r in self.failed]}
         if self.test_clips:
@@ -331,9 +333,9 @@ class Trainer:
               f"{self.cfg.temporal.name} core, {self.cfg.head.name} readout ({self.cfg.head.mode}); "
               f"{self.here.world} process(es) on {self.device}", file=sys.stderr)
         if self.shared:
-            print(f"warning: {len(self.shared)} of the {len(self.val_videos)} validation videos are training videos too, "
-                  "so validation measures fit, not generalisation to new videos; hold videos out with data.val=... "
-                  "or data.val_fraction=0.2", file=sys.stderr)
+            print(f"warning: {len(self.shared)} of the {len(self.val_videos)} validation videos are training videos "
+                  "too, so validation measures fit, not generalisation to new videos; hold videos out with "
+                  "data.val=... or data.val_fraction=0.2", file=sys.stderr)
         for path, reason in self.failed:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         if self.left_out:

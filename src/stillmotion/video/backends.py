@@ -7,9 +7,9 @@ and works, else PyAV; PyAV stays the reference every backend is checked against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ BACKENDS = ("auto", "pyav", "torchcodec")
 def torchcodec_available() -> bool:
     try:
         from torchcodec.decoders import VideoDecoder  # noqa: F401
-    except Exception:  # ImportError, or FFmpeg libraries missing (RuntimeError / OSError)
+    except (ImportError, RuntimeError, OSError):  # not installed, or FFmpeg's libraries missing
         return False
     return True
 
@@ -36,8 +36,8 @@ def read_frames_torchcodec(path: str | Path, indices: Sequence[int] | None) -> n
         count = len(decoder)
         positions = list(range(count)) if indices is None else [int(i) for i in indices]
         if positions and max(positions) >= count:
-            raise VideoDecodeError(path, f"frame {max(positions)} was requested but the video holds only {count} frames",
-                                   "request indices below the frame count")
+            raise VideoDecodeError(path, f"frame {max(positions)} was requested but the video holds only "
+                                   f"{count} frames", "request indices below the frame count")
         return decoder.get_frames_at(positions).data.numpy()
     except VideoDecodeError:
         raise

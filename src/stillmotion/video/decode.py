@@ -11,9 +11,9 @@ start, so a seek can never return the wrong frame. Rotation metadata is applied.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -78,7 +78,8 @@ def probe(path: str | Path) -> VideoInfo:
             duration = float(times[-1] * index.num_frames / (index.num_frames - 1))
         else:
             duration = index.num_frames / fps if fps else 0.0
-        return VideoInfo(str(path), index.num_frames, fps, duration, width, height, turns * 90, stream.codec_context.name)
+        return VideoInfo(str(path), index.num_frames, fps, duration, width, height, turns * 90,
+                         stream.codec_context.name)
 
 
 def _keep(frame: np.ndarray) -> np.ndarray:
@@ -89,7 +90,8 @@ class _Unreliable(Exception):
     """A decoded frame did not match the timestamp index: fall back to counting."""
 
 
-def _decode_counting(path, wanted: set[int] | None, last: int | None, transform: FrameTransform) -> dict[int, np.ndarray]:
+def _decode_counting(path, wanted: set[int] | None, last: int | None,
+                     transform: FrameTransform) -> dict[int, np.ndarray]:
     """Frames at positions `wanted` (all when None), counting from the start up to `last`."""
     kept, decoded = {}, 0
     with open_video(path) as container:

@@ -17,7 +17,7 @@ ClipTooShortError.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -123,7 +123,8 @@ def playback_rate(num_frames: int, n: int, rng: np.random.Generator, rates: Sequ
     return _fit(start + offsets, num_frames, policy), label
 
 
-def arrow_of_time(num_frames: int, n: int, stride: int, rng: np.random.Generator, policy: str = "pad") -> tuple[np.ndarray, int]:
+def arrow_of_time(num_frames: int, n: int, stride: int, rng: np.random.Generator,
+                  policy: str = "pad") -> tuple[np.ndarray, int]:
     """A clip for the arrow-of-time pretext: a random window played forwards (label 0) or
     backwards (label 1), each with probability 1/2."""
     indices = random_window(num_frames, n, stride, rng, policy)
