@@ -1,25 +1,36 @@
 # Two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine
 # (torch==2.13.0 first, then the package and its extras) and skips what is already there.
-# `make test` runs the tests, then `make wheel-test` (the built wheel in a fresh venv).
+# `make test` runs `make lint` (ruff over the whole tree), the tests, then `make wheel-test` (the
+# built wheel in a fresh venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 DEMO_OUT ?= stillmotion-demo
 
-.PHONY: demo test wheel-test gpu-test gpu-bench install clean
+.PHONY: demo test lint wheel-test resume-stress gpu-test gpu-bench install clean
 
 demo: $(VENV)/.installed
 	$(BIN)/stillmotion demo --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
+	$(MAKE) lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) wheel-test
+
+# ruff, with the rules chosen in pyproject.toml ([tool.ruff.lint]), over source, tests, bench and tools
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
 
 # The package as a user gets it: a wheel installed into a fresh venv that already has torch
 # (which must stay), then the installed `stillmotion configs list` and `stillmotion demo`.
 wheel-test: $(VENV)/.installed
 	$(BIN)/python tools/wheel_test.py
+
+# Not in CI (minutes): kills training and extraction at 20 random points each under CPU load and
+# checks that every resumed run equals an uninterrupted one (prints resume_identical=K/N)
+resume-stress: $(VENV)/.installed
+	$(BIN)/python tools/resume_stress.py
 
 gpu-test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m cuda

@@ -2,7 +2,6 @@
 under torchrun with two CPU processes."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

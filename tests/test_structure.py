@@ -24,7 +24,8 @@ def _targets(node: ast.AST) -> list[str]:
     importing its own folder's siblings is not a circle)."""
     if isinstance(node, ast.Import):
         return [a.name for a in node.names if a.name.split(".")[0] == "stillmotion"]
-    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "stillmotion":
+    ours = isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "stillmotion"
+    if ours:
         subs = [f"{node.module}.{a.name}" for a in node.names if _is_module(f"{node.module}.{a.name}")]
         return subs + ([node.module] if len(subs) < len(node.names) else [])
     return []

@@ -419,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
         "extract", help="encode every frame of every video once into a token cache",
         description="Decode every video of a manifest or dataset (in worker processes), encode its frames with a "
         "frozen encoder in batches of each video's own frames, and write the tokens into a token cache folder, one "
-        "file per video. A rerun skips finished videos and writes the same tokens as a run never interrupted; unreadable videos are listed in CACHE/failures.jsonl and the exit "
-        f"status is then {EXIT_SOME_FAILED}. Under `torchrun --nproc_per_node N` the ranks share the videos.",
+        "file per video. A rerun skips finished videos and writes the same tokens as a run never interrupted; "
+        f"unreadable videos are listed in CACHE/failures.jsonl and the exit status is then {EXIT_SOME_FAILED}. "
+        "Under `torchrun --nproc_per_node N` the ranks share the videos.",
     )
     ext.add_argument("source", help="a manifest or dataset folder, as for `data check`")
     ext.add_argument("--out", required=True, help="the token cache folder (created, or resumed when it exists)")
