@@ -111,13 +111,16 @@ def whole_runs(real_clips, cache, tmp_path_factory):
     return whole
 
 
-@pytest.mark.parametrize("core, point, count", [((), "checkpoint", 2), ((), "log-line", 4), ((), "renamed", 5),
-                                                ((), "renamed", 8), (tuple(DROPOUT), "checkpoint", 1)],
-                         ids=["checkpoint", "half-a-log-line", "rename-5", "rename-8", "dropout-mid-epoch"])
+@pytest.mark.parametrize("core, point, count", [((), "checkpoint", 2), ((), "checkpoint", 4), ((), "log-line", 4),
+                                                ((), "renamed", 5), ((), "renamed", 8),
+                                                (tuple(DROPOUT), "checkpoint", 1)],
+                         ids=["checkpoint", "after-the-last-checkpoint", "half-a-log-line", "rename-5", "rename-8",
+                              "dropout-mid-epoch"])
 def test_a_run_killed_anywhere_resumes_to_the_same_run(real_clips, cache, whole_runs, tmp_path, core, point, count):
-    """Killed at an exact point (a checkpoint just written, mid-epoch; half a log line; between the
-    renames that publish a checkpoint or replace `best`), then rerun: the same weights, training
-    state, best checkpoint, log, TensorBoard scalars and metrics as the run never killed."""
+    """Killed at an exact point (a checkpoint just written, mid-epoch or the last one; half a log
+    line; between the renames that publish a checkpoint or replace `best`), then rerun: the same
+    weights, training state, best checkpoint, log, TensorBoard scalars and metrics as the run never
+    killed."""
     out = tmp_path / "killed"
     args = _resumed_args(real_clips, cache, out, core)
     killed = subprocess.run([sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(count), *args],

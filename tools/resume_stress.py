@@ -13,7 +13,8 @@ or the first video is cached), sometimes kills the resumed run too, reruns it to
   log.jsonl record for record, TensorBoard's scalars (after its purge), metrics.json (less its
   timings), and the run folder's file names (no staging left behind);
 - extract: meta.json, the list of videos, every video's tokens and frame positions, the failure
-  records (one clip in the set is unreadable on purpose) and the exit status, no `.part` files.
+  records and failures.jsonl (one clip in the set is unreadable on purpose), the exit status, and
+  no half-written (`.part`) file left.
 
 It prints one line per kill point (where the kill landed, what differed) and per job
 `job=NAME resume_identical=K/N`. Not run in CI: it takes minutes (README, "Resuming").
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -119,7 +121,10 @@ def _same_state(a, b) -> bool:
 
 
 def _scalars(run: Path) -> dict:
+    """TensorBoard's scalars as it shows them: a resumed run's purged steps left out."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)  # it reports each purge it makes
 
     acc = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
@@ -174,6 +179,11 @@ def compare_caches(ref: Path, got: Path) -> list[str]:
                 for r in (ref, got)]
     if failures[0] != failures[1]:
         diffs.append("failure records")
+    listed = [(r / "failures.jsonl").read_text() if (r / "failures.jsonl").is_file() else None for r in (ref, got)]
+    if listed[0] != listed[1]:
+        diffs.append("failures.jsonl")
+    if list(got.rglob(".*.part")):
+        diffs.append(f"half-written files {sorted(p.name for p in got.rglob('.*.part'))}")
     return diffs
 
 
@@ -193,17 +203,21 @@ def _extract_landing(cache: Path) -> str:
 
 
 # ---- the two jobs -----------------------------------------------------------------------------
-def _stress(name: str, kills: int, rng: random.Random, work: Path, command, working, landing, compare,
+def _stress(name: str, kills: int, rng: random.Random, work: Path, command, working, done, landing, compare,
             finish_code: int) -> tuple[int, int]:
-    """Kill `command(folder)` `kills` times at random points, resume each, compare with a reference."""
+    """Kill `command(folder)` `kills` times at random points, resume each, compare with a reference.
+    `working(folder)` says the job has begun its work, `done(folder)` that it has written its last
+    result: the kills that do not land just anywhere land between the two."""
     ref = work / f"{name}-ref"
     start = time.perf_counter()
     proc = subprocess.Popen(command(ref), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
-    while not working(ref) and proc.poll() is None:
-        time.sleep(0.01)
-    began = time.perf_counter()
+    moments = []
+    for reached in (working, done):
+        while not reached(ref) and proc.poll() is None:
+            time.sleep(0.01)
+        moments.append(time.perf_counter())
     code = proc.wait()
-    whole, busy = time.perf_counter() - start, time.perf_counter() - began
+    whole, busy = time.perf_counter() - start, moments[1] - moments[0]
     if code != finish_code:
         sys.exit(f"{name}: the uninterrupted run exited with {code}; run `{' '.join(map(str, command(ref)))}`")
     print(f"{name}: uninterrupted run {whole:.1f} s, of which {busy:.1f} s at work", flush=True)
@@ -237,7 +251,8 @@ def stress_train(kills: int, rng: random.Random, work: Path, extra: list[str]) -
         sys.exit("train: could not make the token cache (run the warm-up command by hand to see why)")
     return _stress("train", kills, rng, work,
                    lambda out: _cli("train", "prp", *overrides, "--out", out, "--quiet"),
-                   lambda out: (out / "tensorboard").is_dir(), _train_landing, compare_runs, 0)
+                   lambda out: (out / "tensorboard").is_dir(), lambda out: (out / "metrics.json").is_file(),
+                   _train_landing, compare_runs, 0)
 
 
 def stress_extract(kills: int, rng: random.Random, work: Path, extra: list[str]) -> tuple[int, int]:
@@ -250,7 +265,7 @@ def stress_extract(kills: int, rng: random.Random, work: Path, extra: list[str])
     return _stress("extract", kills, rng, work,
                    lambda out: _cli("extract", videos, "--out", out, *EXTRACT, *extra),
                    lambda out: any((out / "videos").glob("*")) if (out / "videos").is_dir() else False,
-                   _extract_landing, compare_caches, 3)
+                   lambda out: (out / "failures.jsonl").is_file(), _extract_landing, compare_caches, 3)
 
 
 JOBS = {"extract": stress_extract, "train": stress_train}

@@ -282,6 +282,7 @@ class Trainer:
         bar = tqdm(total=cfg.train.steps, initial=step, desc=f"train {cfg.task.name} ({cfg.temporal.name})",
                    unit="step", disable=not (self.progress and main))
         start, first_step = time.perf_counter(), step
+        last = None  # the last validation's (metrics, fit): the final one comes before the final checkpoint
         while step < cfg.train.steps:
             epoch, offset = divmod(step, self.steps_per_epoch)
             for batch in self.loader(epoch, offset):
@@ -294,8 +295,8 @@ class Trainer:
                     log.write(step, "train", {"loss": loss, "lr": self.scheduler.get_last_lr()[0]})
                     bar.set_postfix(loss=f"{loss:.3f}")
                     losses = []
-                if step % cfg.train.eval_every == 0 and step < cfg.train.steps:
-                    self.validate(step, log)
+                if step % cfg.train.eval_every == 0 or step == cfg.train.steps:
+                    last = self.validate(step, log)
                 if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                     # every rank's losses since the last log line: the next line's mean takes them in
                     pending = dist.gather_objects([losses])
@@ -307,7 +308,8 @@ class Trainer:
                     break
         bar.close()
         seconds = time.perf_counter() - start
-        metrics, fit = self.validate(step, log)
+        # a run resumed at its end was validated (and logged) before its last checkpoint: score alone
+        metrics, fit = last or (self.evaluate(), self.evaluate(self.fit_clips) if self.fit_clips else None)
         result = {"task": cfg.task.name, "core": cfg.temporal.name, "steps": step, "val": metrics,
                   **({"fit": fit} if fit is not None else {}),
                   "best": checkpoint.best(self.run_dir), "val_shares_training": len(self.shared),
