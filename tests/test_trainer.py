@@ -79,7 +79,7 @@ def test_run_writes_metrics_logs_checkpoints_and_eval_reproduces_them(real_clips
 #: checkpoints mid-epoch (2 steps per epoch), log lines between them, validation (and `best`) too
 RESUMED = ["train.steps=12", "train.checkpoint_every=3", "train.eval_every=2", "train.log_every=2"]
 #: a core whose training draws random numbers (dropout): a resumed step must draw what it drew
-DROPOUT = ["temporal.name=mamba", "temporal.kw.layers=1"]
+DROPOUT = ["temporal.name=mamba", "temporal.kw.layers=1", "temporal.kw.d_state=4", "train.eval_every=6"]
 
 
 def _stress_tool():
