@@ -113,7 +113,7 @@ def test_extract_writes_every_frame_skips_finished_and_records_failures(tmp_path
     from stillmotion.video import read_frames
 
     expected = encoder64.encode_frames(read_frames(samples[2].path)).numpy().astype(np.float16)
-    # Batched across videos, the tokens match encoding that video alone (to float16 precision).
+    # Each video is batched alone: its tokens are its frames encoded (stored to float16 precision).
     assert np.allclose(store.read("v1").astype(np.float32), expected.astype(np.float32), rtol=2e-3, atol=2e-3)
 
     again = extract(samples, encoder64, TokenStore(tmp_path / "cache", cache_meta(encoder64)),
