@@ -282,3 +282,19 @@ def test_a_reversed_clip_is_the_forward_clip_s_tokens_in_reverse_order(real_clip
         forward, backward = data[i]["tokens"], data[i + 1]["tokens"]
         assert clips[i + 1].rows == clips[i].rows[::-1]
         assert torch.equal(backward, forward.flip(0)) and not torch.equal(backward, forward)
+
+
+def test_what_a_kill_left_half_done_in_the_checkpoints_is_put_right(tmp_path):
+    root = tmp_path / "checkpoints"
+    for folder, name in ((".tmp_best", "model.safetensors"), (".old_step_00000003", "model.safetensors"),
+                         ("best", "model.safetensors"), (".old_best", "model.safetensors")):
+        (root / folder).mkdir(parents=True)
+        (root / folder / name).write_text(folder)
+    (root / "latest").write_text("step_00000003")
+    # while step 3 is aside (a kill between the two renames), readers take it from there
+    assert checkpoint.latest(tmp_path) == root / ".old_step_00000003"
+    checkpoint.tidy(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["best", "latest", "step_00000003"]
+    assert (root / "step_00000003" / "model.safetensors").read_text() == ".old_step_00000003"
+    assert (root / "best" / "model.safetensors").read_text() == "best"  # the newer one stays
+    assert checkpoint.latest(tmp_path) == root / "step_00000003"

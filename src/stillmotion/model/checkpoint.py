@@ -58,6 +58,21 @@ def _publish(tmp: Path, final: Path) -> Path:
     return final
 
 
+def tidy(run_dir: Path) -> None:
+    """What a kill left half-done in a run's checkpoints: staging folders go, a folder left aside
+    goes back in place (or goes, when its replacement made it). Call while nothing writes there."""
+    root = Path(run_dir) / "checkpoints"
+    for staged in root.glob(".tmp_*"):
+        shutil.rmtree(staged, ignore_errors=True)
+    for old in root.glob(".old_*"):
+        final = root / old.name[len(".old_"):]
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+    (root / ".latest.tmp").unlink(missing_ok=True)
+
+
 def save(run_dir: Path, step: int, model: torch.nn.Module, optimizer, scheduler, cfg: Config,
          state: dict | None = None) -> Path:
     """A resumable checkpoint of `step`; `state` holds the trainer's other running values

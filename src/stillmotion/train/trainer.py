@@ -257,6 +257,9 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------------
     def _resume(self) -> tuple[int, list[float]]:
         """Load the latest checkpoint -> (its step, the losses since the last log line), or (0, [])."""
+        if self.here.is_main:
+            checkpoint.tidy(self.run_dir)
+        dist.barrier()
         found = checkpoint.latest(self.run_dir)
         if found is None:
             return 0, []
