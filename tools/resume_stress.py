@@ -221,9 +221,10 @@ def _stress(name: str, kills: int, rng: random.Random, work: Path, command, work
     if code != finish_code:
         sys.exit(f"{name}: the uninterrupted run exited with {code}; run `{' '.join(map(str, command(ref)))}`")
     print(f"{name}: uninterrupted run {whole:.1f} s, of which {busy:.1f} s at work", flush=True)
-    same = 0
-    for k in range(kills):
-        folder = work / f"{name}-{k}"
+    same = done = tries = 0
+    while done < kills:
+        folder = work / f"{name}-{tries}"
+        tries += 1
         early = rng.random() < 0.25  # anywhere from the start: startup, resume and setup too
         delay = rng.uniform(0, whole) if early else rng.uniform(0, busy)
         landed = []
@@ -232,12 +233,15 @@ def _stress(name: str, kills: int, rng: random.Random, work: Path, command, work
             if rng.random() >= 0.3:  # sometimes the resumed run is killed as well
                 break
             delay = rng.uniform(0, whole)
-        if not landed:
-            landed.append("finished before the kill")
+        if not landed:  # it ended before the kill came: not a kill point, draw another
+            print(f"{name}: the run ended before the kill at {delay:.1f} s; drawing another moment", flush=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        done += 1
         code = run(command(folder))
         diffs = ([] if code == finish_code else [f"exit status {code}"]) + compare(ref, folder)
         same += not diffs
-        print(f"{name} kill point {k + 1}/{kills}: {' then '.join(landed)} -> "
+        print(f"{name} kill point {done}/{kills}: {' then '.join(landed)} -> "
               f"{'identical' if not diffs else 'DIFFERS: ' + ', '.join(diffs)}", flush=True)
         shutil.rmtree(folder, ignore_errors=True)
     return same, kills
