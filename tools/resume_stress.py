@@ -43,7 +43,7 @@ CLIPS = REPO / "tests" / "data" / "real-clips"
 TRAIN = ["temporal.name=mamba", "temporal.kw.layers=1", "data.pool_space=2", "data.frames=6", "data.clips_per_video=4",
          "train.batch_size=8", "train.steps=36", "train.checkpoint_every=3", "train.eval_every=5",
          "train.log_every=4", "task.eval_clips=2", "task.rates=[1,2,4]"]
-EXTRACT = ["--size", "96", "--views", "1", "--batch-frames", "24", "--quiet"]
+EXTRACT = ["--size", "96", "--fps", "8", "--views", "1", "--batch-frames", "24", "--quiet"]
 TIMINGS = ("train_seconds", "clips_per_second")  # the only values a resumed run may change
 
 
@@ -297,11 +297,11 @@ def main(argv: list[str] | None = None) -> int:
             for job in args.jobs:
                 extra = args.train_set if job == "train" else args.extract_args
                 results[job] = JOBS[job](args.kills, rng, work, extra)
+                print(f"job={job} resume_identical={results[job][0]}/{results[job][1]} load={loops}_busy_loops",
+                      flush=True)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    for job, (same, total) in results.items():
-        print(f"job={job} resume_identical={same}/{total} load={loops}_busy_loops")
     return 0 if all(same == total for same, total in results.values()) else 1
 
 
