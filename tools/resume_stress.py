@@ -72,21 +72,23 @@ def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
-def kill_after(cmd: list[str], delay: float, working: callable | None) -> bool:
+def kill_after(cmd: list[str], delay: float, working: callable | None) -> float | None:
     """Start `cmd`; SIGKILL its process group `delay` seconds after it starts, or after
-    `working()` first holds when given -> whether the kill came before it ended by itself."""
+    `working()` first holds when given -> None when the kill came before it ended by itself,
+    else the seconds it ran (from its start, or from when `working()` held)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                             start_new_session=True)
     if working is not None:
         while not working() and proc.poll() is None:
             time.sleep(0.01)
+    start = time.perf_counter()
     try:
         proc.wait(timeout=delay)
-        return False
+        return time.perf_counter() - start
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return True
+        return None
 
 
 # ---- what a run left behind -----------------------------------------------------------------
@@ -228,13 +230,19 @@ def _stress(name: str, kills: int, rng: random.Random, work: Path, command, work
         early = rng.random() < 0.25  # anywhere from the start: startup, resume and setup too
         delay = rng.uniform(0, whole) if early else rng.uniform(0, busy)
         landed = []
-        while kill_after(command(folder), delay, None if early else (lambda f=folder: working(f))):
+        while (ran := kill_after(command(folder), delay, None if early else (lambda f=folder: working(f)))) is None:
             landed.append(landing(folder))
             if rng.random() >= 0.3:  # sometimes the resumed run is killed as well
                 break
             delay = rng.uniform(0, whole)
         if not landed:  # it ended before the kill came: not a kill point, draw another
-            print(f"{name}: the run ended before the kill at {delay:.1f} s; drawing another moment", flush=True)
+            print(f"{name}: the run ended {ran:.1f} s in, before the kill at {delay:.1f} s; "
+                  f"drawing another moment within that", flush=True)
+            # runs go faster than the reference did (the load varies): draw within what this one took
+            if early:
+                whole = min(whole, ran)
+            else:
+                busy = min(busy, ran)
             shutil.rmtree(folder, ignore_errors=True)
             continue
         done += 1
