@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from stillmotion.cli import main as cli_main
 from stillmotion.reference.cores import ARCHS, CLASSES, core_from_reference, core_settings, load_strict
 from stillmotion.reference.readouts import (
     box_readout,
@@ -230,3 +231,56 @@ def test_reference_pixels_to_logits_through_transformers_dinov3():
         core_tokens = core(tokens)
         logits = torch.stack([readout(core_tokens[:, i]) for i in range(t)], 1)
     assert (logits - io["output.logits"]).abs().max().item() < 1e-4
+
+
+# ---- RVM: the frozen ViT and core of `--arch rvm`, from DeepMind's .npz ------------------------
+def test_reference_rvm_npz_converts_key_by_key_as_the_reference_converter():
+    from stillmotion.reference.rvm import npz_to_reference, read_npz
+
+    meta, weights, _ = fixture("rvm/npz_conversion")
+    ours = npz_to_reference(read_npz(FIXTURES / "rvm" / meta["npz_file"]))
+    assert sorted(ours) == sorted(weights)
+    assert all(ours[k].shape == weights[k].shape and torch.equal(ours[k], weights[k]) for k in weights)
+
+
+def test_reference_rvm_encoder_runs_in_transformers_as_in_the_reference():
+    from stillmotion.reference.rvm import position_table, vit_model
+
+    meta, weights, io = fixture("rvm/encoder")
+    sizes = meta["sizes"]
+    assert torch.equal(position_table(sizes["D"], sizes["base_token_shape"][0]),
+                       weights["_base_posenc"].reshape(-1, sizes["D"]))
+    vit = vit_model(weights, sizes["heads"])
+    for tag in ("square", "wide"):
+        images = io[f"input.{tag}.images_uint8"].float() / 255
+        with torch.no_grad():
+            out = vit(pixel_values=images, interpolate_pos_encoding=True).last_hidden_state
+        assert (out - io[f"output.{tag}.tokens"]).abs().max().item() < 1e-4  # [CLS | patches], final LayerNorm
+    table = vit.embeddings.interpolate_pos_encoding(torch.zeros(1, 197, sizes["D"]), 224, 224)[:, 1:]
+    assert (table - io["intermediate.posenc_14x14"]).abs().max().item() < 1e-5  # bicubic 16x16 -> 14x14
+    with pytest.raises(ValueError, match="not MAE's sin/cos table"):
+        vit_model({**weights, "_base_posenc": weights["_base_posenc"] + 0.1}, sizes["heads"])
+    with pytest.raises(ValueError, match=r"unknown weight\(s\) encoder\.layers\.0\.extra\.weight"):
+        vit_model({**weights, "encoder.layers.0.extra.weight": torch.zeros(1)}, sizes["heads"])
+
+
+def test_reference_rvm_converted_folder_is_an_encoder_and_a_core(tmp_path, monkeypatch):
+    from stillmotion import encoders
+    from stillmotion.reference.rvm import load_core
+
+    meta, _, io = fixture("rvm/npz_conversion")
+    sizes = meta["sizes"]
+    monkeypatch.setenv("STILLMOTION_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "home" / "encoders" / "rvm-b"
+    assert cli_main(["convert-rvm", str(FIXTURES / "rvm" / meta["npz_file"]), "--out", str(folder)]) == 0
+    frames = io["input.frames_uint8"][0].permute(0, 2, 3, 1).numpy()  # (T, S, S, 3) uint8
+    by_name = encoders.load("rvm-b", size=sizes["image"], tokens="all")
+    by_folder = encoders.load(str(folder), size=sizes["image"], tokens="all")
+    assert by_name.name == "rvm-b" and by_name.std == (255.0,) * 3 and by_name.mean == (0.0,) * 3
+    assert by_name.num_tokens == sizes["tokens_per_frame"]
+    tokens = by_name.encode_frames(frames)
+    assert torch.equal(tokens, by_folder.encode_frames(frames))
+    assert (tokens - io["output.encoder_tokens"][0]).abs().max().item() < 1e-4
+    core = load_core(folder)
+    with torch.no_grad():
+        assert (core(tokens[None]) - io["output.core_tokens"]).abs().max().item() < 1e-4

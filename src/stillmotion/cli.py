@@ -241,6 +241,20 @@ def _import_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_rvm(args: argparse.Namespace) -> int:
+    from stillmotion.encoders.rvm import NAMES, default_folder
+    from stillmotion.reference.rvm import convert
+
+    if not (args.out or args.size):
+        raise UsageError("convert-rvm: give --size base|large (the rvm-b / rvm-l folder), --out FOLDER, or both")
+    out = Path(args.out) if args.out else default_folder(args.size)
+    folder = convert(args.npz, out, args.size)
+    name = next((n for n, size in NAMES.items() if args.out is None and size == args.size), str(folder))
+    print(f"converted {args.npz} -> {folder} (the ViT, and the frozen RVM core in rvm_core.safetensors); extract with "
+          f"`stillmotion extract VIDEOS --encoder {name} --tokens all --size 224`")
+    return 0
+
+
 def dist_main() -> bool:
     from stillmotion import dist
 
@@ -573,6 +587,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--core-heads", type=_positive, help="the core's attention heads (default: the release's)")
     imp.add_argument("--readout-heads", type=_positive, help="the readout's attention heads (default: the release's)")
     imp.set_defaults(func=_import_reference)
+
+    from stillmotion.reference.rvm import SIZES as RVM_SIZES
+
+    rvm = sub.add_parser(
+        "convert-rvm", help="turn DeepMind's RVM checkpoint (.npz) into an encoder folder",
+        description="Convert DeepMind's JAX checkpoint of RVM (pretrain_rvm_{base,large}16_256.npz) as paper 000's "
+        "reference code does: the frozen ViT becomes a transformers ViT folder (pixels / 255, [CLS | patches] after "
+        "the final LayerNorm), the frozen recurrent core goes beside it. Only arrays are read. Without --out it goes "
+        "where the encoder names rvm-b / rvm-l find it ($STILLMOTION_HOME/encoders, default ~/.cache/stillmotion).")
+    rvm.add_argument("npz", help="the released .npz file")
+    rvm.add_argument("--size", choices=list(RVM_SIZES), help="which release it is, checked against the file (base "
+                     "is ViT-B, large ViT-L); it picks the rvm-b / rvm-l folder when --out is not given")
+    rvm.add_argument("--out", help="the folder to write (default: the rvm-b / rvm-l folder of --size)")
+    rvm.set_defaults(func=_convert_rvm)
 
     cfgs = sub.add_parser("configs", help="the shipped run configs", description="The run configs shipped with "
                           "stillmotion: cpu/ for the embedded encoder on a CPU, gpu/ for the papers' settings.")

@@ -24,14 +24,17 @@ def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> Frozen
     """A frozen encoder (eval mode, no gradients) on `device` if given.
 
     `name` is a built-in (`efficientnet-lite0`), a short name (`dinov2-b`, `dinov3-s`,
-    `siglip2-b`, `clip-b16`, ... see `SHORT_NAMES`), any Hugging Face hub id, or a local model
-    folder. `size` sets the input size (position embeddings interpolate). Transformers models
-    also take `tokens="all"` (class token and registers kept) and `layers=K` (K blocks' outputs;
-    see `encoders.hf`).
+    `siglip2-b`, `clip-b16`, ... see `SHORT_NAMES`), any Hugging Face hub id, a local model
+    folder, or `rvm-b` / `rvm-l` once converted (`encoders.rvm`). `size` sets the input size
+    (position embeddings interpolate). Transformers models also take `tokens="all"` (class token
+    and registers kept) and `layers=K` (K blocks' outputs; see `encoders.hf`).
     """
+    from stillmotion.encoders import rvm
     from stillmotion.encoders.hf import SHORT_NAMES, HFEncoder
 
-    if name in REGISTRY:
+    if name in rvm.NAMES:
+        encoder = HFEncoder.from_pretrained(str(rvm.folder(name)), name=name, **kw)
+    elif name in REGISTRY:
         asked = [k for k in ("tokens", "layers") if kw.get(k) not in (None, "patches")]
         if asked:
             raise UsageError(f"encoder {name!r} gives one layer of patch tokens; {', '.join(asked)} need a "
@@ -58,8 +61,9 @@ def encoder_options(size: int | None, tokens: str = "patches", layers: int | Non
 def known_names() -> list[str]:
     """Built-in and short encoder names."""
     from stillmotion.encoders.hf import SHORT_NAMES
+    from stillmotion.encoders.rvm import NAMES
 
-    return sorted(REGISTRY) + sorted(SHORT_NAMES)
+    return sorted(REGISTRY) + sorted(SHORT_NAMES) + sorted(NAMES)
 
 
 __all__ = ["DEFAULT_ENCODER", "FrozenEncoder", "REGISTRY", "encoder_options", "known_names", "load"]

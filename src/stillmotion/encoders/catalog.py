@@ -53,6 +53,17 @@ def entries() -> list[Entry]:
         arch, width, patch, size, params = _HF[name]
         out.append(Entry(name, arch, width, patch, size, params,
                          f"hub {hub_id} ({'cached here' if _cached(hub_id) else 'downloaded on first use'})"))
+    from stillmotion.encoders import rvm
+    from stillmotion.reference.rvm import SIZES
+
+    for name, size in rvm.NAMES.items():
+        dims = SIZES[size]
+        where = rvm.home() / name
+        made = (where / "config.json").is_file()
+        out.append(Entry(name, f"RVM ViT-{size[0].upper()}/16 (paper 000)", dims["dim"], 16, 256,
+                         {"base": 86, "large": 304}[size],
+                         f"converted from {rvm.RELEASED[size]} by convert-rvm ({'found in' if made else 'not yet in'} "
+                         f"{where})"))
     return out
 
 

@@ -38,6 +38,7 @@ class Family:
     interpolate: bool  # pass interpolate_pos_encoding for other input sizes
     naflex: bool = False  # SigLIP2 NaFlex: patchified input with a mask and spatial shapes
     final_norm: str | None = None  # the LayerNorm that `last_hidden_state` has passed (None: none)
+    build: tuple = ()  # (keyword, value) pairs for the model class (e.g. no pooler)
 
 
 #: config.model_type -> how to run it
@@ -53,6 +54,8 @@ FAMILIES = {
     "clip": Family("CLIPVisionModel", True, False, CLIP, True),
     "clip_vision_model": Family("CLIPVisionModel", True, False, CLIP, True),
     "ijepa": Family("IJepaModel", False, False, IMAGENET, True, final_norm="layernorm"),
+    # a plain ViT: what `stillmotion convert-rvm` writes for RVM (its folder names mean 0, std 1)
+    "vit": Family("ViTModel", True, False, HALF, True, final_norm="layernorm", build=(("add_pooling_layer", False),)),
 }
 
 TOKENS = ("patches", "all")  # what each layer gives: the patches, or the class token and registers too
@@ -119,12 +122,13 @@ class HFEncoder(FrozenEncoder):
         import transformers
 
         family = _family(config)
-        model = getattr(transformers, family.model_class)(_vision_config(config))
+        model = getattr(transformers, family.model_class)(_vision_config(config), **dict(family.build))
         return cls(model, family, name or f"hf-config:{config.model_type}", size, **options)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, size: int | None = None, tokens: str = "patches",
-                        layers: int | list[int] | None = None, **kw) -> HFEncoder:
+                        layers: int | list[int] | None = None, name: str | None = None, **kw) -> HFEncoder:
+        """`name`: what the encoder is called in caches and runs (default: the hub id or folder)."""
         import transformers
 
         hub_id = SHORT_NAMES.get(name_or_path, name_or_path)
@@ -135,8 +139,8 @@ class HFEncoder(FrozenEncoder):
                              "a Hugging Face hub id (weights must be downloadable or cached), "
                              "or a local model folder") from exc
         family = _family(config)
-        model = getattr(transformers, family.model_class).from_pretrained(hub_id, **kw)
-        return cls(model, family, hub_id, size, _checkpoint_stats(hub_id, **kw), tokens=tokens, layers=layers)
+        model = getattr(transformers, family.model_class).from_pretrained(hub_id, **dict(family.build), **kw)
+        return cls(model, family, name or hub_id, size, _checkpoint_stats(hub_id, **kw), tokens=tokens, layers=layers)
 
     def _run(self, pixels: torch.Tensor, hidden_states: bool = False):
         kw = {"output_hidden_states": True} if hidden_states else {}
