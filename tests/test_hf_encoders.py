@@ -24,6 +24,7 @@ CONFIGS = {
     "clip-image-text": (lambda: T.CLIPConfig(vision_config=dict(**SMALL, patch_size=16, image_size=64),
                                              text_config=dict(**SMALL)), 64, 1, 0),
     "ijepa": (lambda: T.IJepaConfig(**SMALL, patch_size=16, image_size=64), 64, 0, 0),
+    "vit": (lambda: T.ViTConfig(**SMALL, patch_size=16, image_size=64), 64, 1, 0),
 }
 
 

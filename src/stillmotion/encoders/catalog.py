@@ -33,6 +33,8 @@ _HF = {
     "clip-b16": ("CLIP ViT-B/16", 768, 16, 224, 86), "clip-l14": ("CLIP ViT-L/14", 1024, 14, 224, 304),
     "ijepa-h14": ("I-JEPA ViT-H/14", 1280, 14, 224, 632),
 }
+#: RVM's ViT (paper 000's `--arch rvm`): architecture, D, parameters in millions
+_RVM = {"rvm-b": ("RVM ViT-B/16", 768, 86), "rvm-l": ("RVM ViT-L/16", 1024, 304)}
 for _size in ("s", "b", "l", "g"):
     _arch, *_rest = _HF[f"dinov2-{_size}"]
     _HF[f"dinov2-{_size}-reg"] = (_arch + " + registers", *_rest)
@@ -54,16 +56,12 @@ def entries() -> list[Entry]:
         out.append(Entry(name, arch, width, patch, size, params,
                          f"hub {hub_id} ({'cached here' if _cached(hub_id) else 'downloaded on first use'})"))
     from stillmotion.encoders import rvm
-    from stillmotion.reference.rvm import SIZES
 
-    for name, size in rvm.NAMES.items():
-        dims = SIZES[size]
+    for name, (arch, width, params) in _RVM.items():
         where = rvm.home() / name
         made = (where / "config.json").is_file()
-        out.append(Entry(name, f"RVM ViT-{size[0].upper()}/16 (paper 000)", dims["dim"], 16, 256,
-                         {"base": 86, "large": 304}[size],
-                         f"converted from {rvm.RELEASED[size]} by convert-rvm ({'found in' if made else 'not yet in'} "
-                         f"{where})"))
+        out.append(Entry(name, arch, width, 16, 224, params, f"convert-rvm {rvm.RELEASED[rvm.NAMES[name]]} "
+                         f"({'converted' if made else 'not converted yet'}: {where})"))
     return out
 
 
