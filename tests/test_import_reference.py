@@ -192,7 +192,91 @@ def test_unsafe_or_unfit_files_are_refused_without_unpickling(tmp_path):
     assert list(read_state(tmp_path / "ok.ckpt")) == ["x"]
     with pytest.raises(ReferenceImportError, match="no temporal core"):
         import_reference(tmp_path / "ok.ckpt", "dinov3_gatedmambamix", "ssv2", "large", tmp_path / "run")
-    with pytest.raises(ReferenceImportError, match="--arch 'rvm'"):
-        import_reference(tmp_path / "ok.ckpt", "rvm", "ssv2", "large", tmp_path / "run")
+    with pytest.raises(ReferenceImportError, match="--arch 'dinov3_lstm'"):
+        import_reference(tmp_path / "ok.ckpt", "dinov3_lstm", "ssv2", "large", tmp_path / "run")
     assert main(["import-reference", str(tmp_path / "unsafe.ckpt"), "--arch", "dinov3_mamba", "--task", "pt",
                  "--size", "base", "--out", str(tmp_path / "run")]) == 2
+
+
+# ---- --arch rvm: the readouts on RVM's own frozen ViT and core ---------------------------------
+RVM_TASKS = {"classification_rvm": "ssv2", "depth_rvm": "scannet", "pose_rvm": "nuscenes", "tracking_rvm": "waymo",
+             "points_rvm": "pt"}
+
+
+def imported_rvm(stem: str, tmp_path, whole_core: bool = True):
+    """(io, the imported model, tokens from pixels (B, T, N, D)) for an `--arch rvm` task fixture:
+    RVM converted from the fixtures' .npz, the checkpoint as released (the task's readout and, with
+    `whole_core`, the whole core as the reference's key check demands)."""
+    from test_reference import FIXTURES
+
+    from stillmotion.encoders import load
+    from stillmotion.reference.rvm import core_state, npz_to_reference, read_npz
+
+    meta, weights, io = fixture(f"tasks/{stem}")
+    npz = FIXTURES / "rvm" / "npz_conversion.npz"
+    rvm = tmp_path / "rvm"
+    if not rvm.is_dir():
+        assert main(["convert-rvm", str(npz), "--out", str(rvm)]) == 0
+    core = {f"sequential_core.{k}": v for k, v in core_state(npz_to_reference(read_npz(npz))).items()}
+    released = {**core, **weights} if whole_core else weights
+    kwargs = meta["constructor"]["kwargs"]
+    args = ["import-reference", as_released(released, tmp_path / f"{stem}.ckpt"), "--arch", "rvm", "--task",
+            RVM_TASKS[stem], "--size", "large", "--rvm", str(rvm), "--out", str(tmp_path / stem)]
+    if kwargs.get("readout_num_heads"):
+        args += ["--readout-heads", str(kwargs["readout_num_heads"])]
+    assert main(args) == 0
+    folder = checkpoint.resolve(tmp_path / stem)
+    cfg = checkpoint.load_config(folder)
+    assert cfg.data.tokens == "all" and cfg.data.layers == 1 and cfg.data.encoder == str(rvm.resolve())
+    info = json.loads((tmp_path / stem / "imported.json").read_text())
+    assert len(info["core_keys_from_rvm"]) == (0 if whole_core else len(core) - 2)  # all but output_norm
+    frames = io["input.frames_uint8"]
+    b, t, _, side, _ = frames.shape
+    encoder = load(cfg.data.encoder, size=side, tokens="all")
+    tokens = encoder.encode_frames(frames.flatten(0, 1).permute(0, 2, 3, 1).numpy()).unflatten(0, (b, t))
+    assert (tokens - io["intermediate.encoder_tokens"]).abs().max().item() < 1e-4
+    model = model_for(cfg, OUR_TASKS[cfg.task.name].kind, len(cfg.task.classes or []), kwargs["d_enc"],
+                      encoder.grid, layers=1, extra=1)
+    model.load_state_dict(checkpoint.load_weights(folder))
+    return io, model.eval(), tokens
+
+
+@pytest.mark.parametrize("stem,output,whole_core", [("classification_rvm", "output.logits", True),
+                                                    ("classification_rvm", "output.logits", False),
+                                                    ("depth_rvm", "output.pred_depth", True),
+                                                    ("pose_rvm", "output.pose", True)])
+def test_rvm_readouts_import_and_stream_the_reference_outputs_from_pixels(stem, output, whole_core, tmp_path):
+    io, model, tokens = imported_rvm(stem, tmp_path, whole_core)
+    with torch.no_grad():
+        assert (model.core(tokens) - io["intermediate.core_tokens"]).abs().max().item() < 1e-4
+    out = model.stream(tokens)
+    assert out.shape == io[output].shape and (out - io[output]).abs().max().item() < 1e-4
+
+
+def test_rvm_box_and_point_readouts_follow_the_reference(tmp_path):
+    io, model, tokens = imported_rvm("tracking_rvm", tmp_path)
+    with torch.no_grad():
+        y = model.readable(model.core(tokens))
+        teacher = to_xyxy(io["intermediate.bbox_query_input"])
+        forced = model.head.track(y, to_xyxy(io["input.init_bbox"]), teacher=teacher)
+    assert (to_cxcywh(forced) - io["output.bboxes"]).abs().max().item() < 1e-3
+    io, model, tokens = imported_rvm("points_rvm", tmp_path)
+    out = model.stream(tokens, io["input.query_points"]).transpose(1, 2)  # (B, Q, T, 4)
+    t = torch.arange(out.shape[2])
+    other = (t != io["input.query_frame"][..., None]) & (t != 0)
+    assert (out[..., :2] - io["output.pred_points"])[other].abs().max().item() < 1e-3
+
+
+def test_rvm_import_refusals_name_what_is_wrong(tmp_path, capsys, monkeypatch):
+    meta, weights, _ = fixture("tasks/classification_rvm")
+    ckpt = as_released(weights, tmp_path / "r.ckpt")
+    monkeypatch.setenv("STILLMOTION_HOME", str(tmp_path / "home"))
+    base = ["import-reference", ckpt, "--arch", "rvm", "--task", "ssv2", "--out", str(tmp_path / "run")]
+    assert main([*base, "--size", "large"]) == 2
+    assert "'rvm-l' is not converted yet" in capsys.readouterr().err
+    assert main([*base, "--size", "small"]) == 2
+    assert "released as base and large, not small" in capsys.readouterr().err
+    assert main([*base, "--size", "large", "--rvm", str(tmp_path)]) == 2
+    assert "no converted RVM there" in capsys.readouterr().err
+    assert main([*base, "--size", "large", "--encoder", "dinov3-l"]) == 2
+    assert "give the converted RVM with --rvm" in capsys.readouterr().err

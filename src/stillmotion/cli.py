@@ -236,7 +236,7 @@ def _import_reference(args: argparse.Namespace) -> int:
         classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
     folder = import_reference(args.checkpoint, args.arch, args.task, args.size, args.out, encoder=args.encoder,
                               core_heads=args.core_heads, readout_heads=args.readout_heads, classes=classes,
-                              box_format=args.box_format)
+                              box_format=args.box_format, rvm=args.rvm)
     print(f"imported {args.checkpoint} -> {folder}; score it with `stillmotion eval {args.out} --data VIDEOS`")
     return 0
 
@@ -573,13 +573,16 @@ def build_parser() -> argparse.ArgumentParser:
         "import-reference", help="turn a released checkpoint of paper 000 into a run folder",
         description="Read a Lightning .ckpt of paper 000's released models (or a safetensors / state-dict file with "
         "its keys) without running pickled code, and write a run folder that `eval` and streaming use like any "
-        "trained run. The frozen ViT comes from transformers (dinov3-s/b/l, or --encoder).")
+        "trained run. The frozen ViT comes from transformers (dinov3-s/b/l, or --encoder); with --arch rvm it is "
+        "RVM's own, converted by `stillmotion convert-rvm` (--rvm).")
     imp.add_argument("checkpoint", help="the released .ckpt, .pt or .safetensors file")
     imp.add_argument("--arch", required=True, choices=ARCHS, help="the reference's architecture name")
     imp.add_argument("--task", required=True, choices=list(TASKS), help="the task the checkpoint was trained on")
     imp.add_argument("--size", required=True, choices=list(SIZES), help="the DINOv3 size (the released models: large)")
     imp.add_argument("--out", required=True, help="the run folder to write")
     imp.add_argument("--encoder", help="the frozen ViT: a hub id or local folder (default: dinov3-s/b/l by --size)")
+    imp.add_argument("--rvm", help="--arch rvm: the converted RVM (rvm-b, rvm-l or a `convert-rvm` folder; default "
+                     "rvm-b / rvm-l by --size)")
     imp.add_argument("--classes", help="ssv2: a file of class names, one per line, in the model's output order")
     imp.add_argument("--box-format", choices=("cxcywh", "xyxy"), default="cxcywh", help="waymo: the boxes the "
                      "readout was trained on: centre and size, as the reference's modules say (default), or corners, "

@@ -21,7 +21,7 @@ from stillmotion.temporal.base import TemporalCore
 
 #: the reference's architecture name -> our core
 ARCHS = {"dinov3_rvmrnn": "rvm", "dinov3_mamba": "mamba", "dinov3_mambamix": "mmix",
-         "dinov3_gatedmambamix": "gmmix"}
+         "dinov3_gatedmambamix": "gmmix", "rvm": "rvm"}  # `rvm`: the same core on RVM's own ViT
 
 #: the reference's core class -> its architecture name
 CLASSES = {"GatedTransformerCore": "dinov3_rvmrnn", "MambaSeqCore": "dinov3_mamba",

@@ -35,7 +35,7 @@ from stillmotion.model import checkpoint
 from stillmotion.reference.cores import core_name, core_settings, load_strict, to_ours
 from stillmotion.reference.readouts import attentive_state, part
 
-ARCHS = ("dinov3_rvmrnn", "dinov3_mamba", "dinov3_mambamix", "dinov3_gatedmambamix")
+ARCHS = ("dinov3_rvmrnn", "dinov3_mamba", "dinov3_mambamix", "dinov3_gatedmambamix", "rvm")
 SIZES = {"small": "dinov3-s", "base": "dinov3-b", "large": "dinov3-l"}  # the frozen ViT each size needs
 RVM_HEADS = {"small": 8, "base": 12, "large": 16}  # the RVM core's attention heads per size
 MIX_HEADS = 16  # MMix / GMMix spatial attention heads, every size
@@ -92,10 +92,9 @@ def _core_kwargs(arch: str, size: str, state: dict, heads: int | None) -> dict:
     """The reference core's constructor keywords: as the release builds it, depth read from the weights."""
     core = part(state, "sequential_core.")
     if not core:
-        raise ReferenceImportError("no temporal core (sequential_core.*) in the checkpoint; the readouts on the "
-                                   "frozen RVM need the RVM encoder, which is not supported here")
+        raise ReferenceImportError("no temporal core (sequential_core.*) in the checkpoint")
     dim = int(core["output_norm.weight"].shape[0])
-    if arch == "dinov3_rvmrnn":
+    if arch in ("dinov3_rvmrnn", "rvm"):
         mlp = int(core["transformer.layers.0.mlp.fc1.weight"].shape[0])
         return {"d_model": dim, "num_layers": _count(core, r"^transformer\.layers\.(\d+)\."),
                 "num_heads": heads or RVM_HEADS[size], "mlp_ratio": mlp // dim}
@@ -141,8 +140,7 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
                    classes: list[str] | None = None, box_format: str = "cxcywh") -> tuple[Config, dict]:
     """(the run's config, the reference core's keywords) for a released checkpoint's weights."""
     if arch not in ARCHS:
-        raise ReferenceImportError(f"--arch {arch!r}: choose one of {', '.join(ARCHS)} (the RVM readouts need the "
-                                   "RVM encoder, not supported here)")
+        raise ReferenceImportError(f"--arch {arch!r}: choose one of {', '.join(ARCHS)}")
     if task not in TASKS or size not in SIZES:
         raise ReferenceImportError(f"--task must be one of {', '.join(TASKS)} and --size one of {', '.join(SIZES)}")
     ours, frames, fps, image, heads = TASKS[task]
@@ -152,8 +150,8 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
     if classes is not None and len(classes) != outputs:
         raise ReferenceImportError(f"{len(classes)} class names given, the readout has {outputs} outputs")
     cfg = Config(
-        data=DataConfig(train="", encoder=encoder or SIZES[size], size=image, tokens="all", layers=4, fps=fps,
-                        frames=frames, clips_per_video=1, dtype="float16"),
+        data=DataConfig(train="", encoder=encoder or SIZES[size], size=image, tokens="all", layers=_layers(arch),
+                        fps=fps, frames=frames, clips_per_video=1, dtype="float16"),
         temporal=TemporalConfig(name=name, size="small", kw=kw),
         head=HeadConfig(name="reference", box_format=box_format, **head),
         task=TaskConfig(name=ours, classes=classes or ([f"class_{i}" for i in range(outputs)] if outputs else None),
@@ -161,6 +159,47 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
         train=TrainConfig(steps=1, batch_size=1))  # never trained here: its weights are the release's
     check(cfg)
     return cfg, ref_core
+
+
+def _layers(arch: str) -> int:
+    """Encoder blocks a model reads: 4 mixed DINOv3 layers, or RVM's last one."""
+    return 1 if arch == "rvm" else 4
+
+
+def rvm_backbone(state: dict, rvm: str | Path | None, size: str) -> tuple[dict, str, int, dict]:
+    """For `--arch rvm`: (the checkpoint's weights with the frozen core's that it lacks taken from
+    the converted RVM folder, the encoder name, the core's heads, what was taken or checked).
+    The reference loads the converted `.pth` first, then the checkpoint: the checkpoint's values win.
+    A frozen ViT inside the checkpoint (`encoder.*`) must equal the folder's."""
+    from safetensors.torch import load_file
+
+    from stillmotion.encoders import rvm as names
+    from stillmotion.reference.rvm import CORE_FILE, INFO_FILE, vit_model
+
+    if rvm is None:
+        if size not in names.NAMES.values():
+            raise ReferenceImportError(f"--arch rvm: RVM was released as base and large, not {size}")
+        rvm = next(n for n, s in names.NAMES.items() if s == size)
+    folder = names.folder(rvm) if rvm in names.NAMES else Path(rvm)
+    if not (folder / INFO_FILE).is_file():
+        raise ReferenceImportError(f"--rvm {rvm}: no converted RVM there ({folder / INFO_FILE} missing); make it with "
+                                   f"`stillmotion convert-rvm NPZ --out {folder}`")
+    info = json.loads((folder / INFO_FILE).read_text())
+    frozen = {f"sequential_core.{k}": v for k, v in load_file(str(folder / CORE_FILE)).items()}
+    taken = sorted(set(frozen) - set(state))
+    merged = {**frozen, **{k: v for k, v in state.items() if not k.startswith("encoder.")}}
+    note = {"rvm": str(folder), "core_keys_from_rvm": taken}
+    vit = part(state, "encoder.")
+    if vit:
+        from transformers import ViTModel
+
+        ours = vit_model(vit, info["vit_heads"]).state_dict()
+        theirs = ViTModel.from_pretrained(folder, add_pooling_layer=False).state_dict()
+        if ours.keys() != theirs.keys() or not all(torch.equal(ours[k], theirs[k]) for k in ours):
+            raise ReferenceImportError(f"the checkpoint's frozen RVM ViT (encoder.*) differs from {folder}'s: convert "
+                                       "the .npz it was trained on")
+        note["vit_in_checkpoint"] = f"equal to {folder}'s ({len(vit)} keys), used from there"
+    return merged, str(rvm) if rvm in names.NAMES else str(folder.resolve()), int(info["core"]["heads"]), note
 
 
 def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
@@ -181,19 +220,30 @@ def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> d
 
 def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str | Path, encoder: str | None = None,
                      core_heads: int | None = None, readout_heads: int | None = None,
-                     classes: list[str] | None = None, box_format: str = "cxcywh") -> Path:
+                     classes: list[str] | None = None, box_format: str = "cxcywh", rvm: str | None = None) -> Path:
     """Write a run folder holding the released model in `ckpt`; returns its checkpoint folder.
-    `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`)."""
+    `box_format`: what the Waymo readout reads and writes (see `heads.reference_tracking`).
+    `rvm` (`--arch rvm`): the converted RVM (`rvm-b`, `rvm-l` or a `convert-rvm` folder; default by size)."""
     from stillmotion.model import model_for, task_outputs
 
     state = read_state(ckpt)
+    note = {}
+    if arch == "rvm":
+        if encoder is not None:
+            raise ReferenceImportError("--arch rvm reads RVM's own ViT: give the converted RVM with --rvm, "
+                                       "not --encoder")
+        state, encoder, heads, note = rvm_backbone(state, rvm, size)
+        core_heads = core_heads or heads
+    elif rvm is not None:
+        raise ReferenceImportError(f"--rvm is for --arch rvm; {arch} reads DINOv3 (--encoder)")
     try:
         cfg, ref_core = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes,
                                        box_format)
     except KeyError as exc:
         raise ReferenceImportError(f"{ckpt}: not a {arch} {task} checkpoint: no {exc.args[0]}") from None
     kind, _, outputs, _ = task_outputs(cfg)
-    model = model_for(cfg, kind, outputs, ref_core["d_model"], (1, 1), layers=4, extra=5)  # DINOv3: CLS + 4 registers
+    extra = 1 if arch == "rvm" else 5  # RVM: CLS; DINOv3: CLS + 4 registers
+    model = model_for(cfg, kind, outputs, ref_core["d_model"], (1, 1), layers=_layers(arch), extra=extra)
     try:
         load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")
     except ValueError as exc:
@@ -205,7 +255,7 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     with open(ckpt, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     (out / "imported.json").write_text(json.dumps({"source": str(ckpt), "sha256": digest, "arch": arch, "task": task,
-                                                  "size": size, "encoder": cfg.data.encoder}, indent=2))
+                                                  "size": size, "encoder": cfg.data.encoder, **note}, indent=2))
     return folder
 
 
