@@ -280,3 +280,26 @@ def test_rvm_import_refusals_name_what_is_wrong(tmp_path, capsys, monkeypatch):
     assert "no converted RVM there" in capsys.readouterr().err
     assert main([*base, "--size", "large", "--encoder", "dinov3-l"]) == 2
     assert "give the converted RVM with --rvm" in capsys.readouterr().err
+
+
+def test_rvm_checkpoint_holding_the_frozen_vit_uses_it_only_if_it_is_the_converted_one(tmp_path, capsys):
+    from test_reference import FIXTURES
+
+    from stillmotion.reference.rvm import npz_to_reference, read_npz
+
+    meta, weights, _ = fixture("tasks/classification_rvm")
+    npz = FIXTURES / "rvm" / "npz_conversion.npz"
+    assert main(["convert-rvm", str(npz), "--out", str(tmp_path / "rvm")]) == 0
+    backbone = npz_to_reference(read_npz(npz))
+    vit = {f"encoder.{k}": v for k, v in backbone.items() if not k.startswith("rvm_core.")}
+    core = {f"sequential_core.{k.removeprefix('rvm_core.')}": v for k, v in backbone.items()
+            if k.startswith("rvm_core.")}
+    heads = str(meta["constructor"]["kwargs"]["readout_num_heads"])
+    base = ["--arch", "rvm", "--task", "ssv2", "--size", "large", "--rvm", str(tmp_path / "rvm"), "--readout-heads", heads]
+    same = as_released({**vit, **core, **weights}, tmp_path / "same.ckpt")
+    assert main(["import-reference", same, *base, "--out", str(tmp_path / "run")]) == 0
+    assert "used from there" in json.loads((tmp_path / "run" / "imported.json").read_text())["vit_in_checkpoint"]
+    vit["encoder.cls_token"] = vit["encoder.cls_token"] + 1
+    other = as_released({**vit, **core, **weights}, tmp_path / "other.ckpt")
+    assert main(["import-reference", other, *base, "--out", str(tmp_path / "run2")]) == 2
+    assert "frozen RVM ViT (encoder.*) differs" in capsys.readouterr().err
