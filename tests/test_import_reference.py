@@ -295,7 +295,8 @@ def test_rvm_checkpoint_holding_the_frozen_vit_uses_it_only_if_it_is_the_convert
     core = {f"sequential_core.{k.removeprefix('rvm_core.')}": v for k, v in backbone.items()
             if k.startswith("rvm_core.")}
     heads = str(meta["constructor"]["kwargs"]["readout_num_heads"])
-    base = ["--arch", "rvm", "--task", "ssv2", "--size", "large", "--rvm", str(tmp_path / "rvm"), "--readout-heads", heads]
+    base = ["--arch", "rvm", "--task", "ssv2", "--size", "large", "--rvm", str(tmp_path / "rvm"),
+            "--readout-heads", heads]
     same = as_released({**vit, **core, **weights}, tmp_path / "same.ckpt")
     assert main(["import-reference", same, *base, "--out", str(tmp_path / "run")]) == 0
     assert "used from there" in json.loads((tmp_path / "run" / "imported.json").read_text())["vit_in_checkpoint"]
