@@ -6,6 +6,8 @@ the refusals need none."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,11 +181,42 @@ def test_checkpoints_that_do_not_fit_are_refused_with_the_keys(tmp_path):
 
 
 class NotWeights:
-    """Anything but tensors: unpickling it would run code, so it must be refused."""
+    """Anything but tensors: unpickling it would run its code (here, write a file)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __setstate__(self, state):
+        Path(state["marker"]).write_text("code from the checkpoint ran")
+
+
+class Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_objects_beside_the_weights_never_run_and_never_block_them(tmp_path):
+    import argparse
+
+    marker = tmp_path / "ran.txt"
+    hyper = {"args": argparse.Namespace(lr=1e-4, data=Path("/data/ssv2")), "callback": NotWeights(marker)}
+    torch.save({"state_dict": {"model.x": torch.ones(2)}, "hyper_parameters": hyper, "epoch": 3}, tmp_path / "a.ckpt")
+    assert {k: v.tolist() for k, v in read_state(tmp_path / "a.ckpt").items()} == {"x": [1.0, 1.0]}
+    torch.save({"state_dict": {"model.x": torch.zeros(1), "model.y": NotWeights(marker)}}, tmp_path / "in.ckpt")
+    with pytest.raises(ReferenceImportError, match=r"in\.ckpt: the weights hold a pickled "
+                                                   r"test_import_reference\.NotWeights at model\.y, not a tensor"):
+        read_state(tmp_path / "in.ckpt")
+    torch.save({"state_dict": {"model.x": torch.zeros(1)}, "cb": Exploit(marker)}, tmp_path / "os.ckpt")
+    with pytest.raises(ReferenceImportError, match=r"os\.ckpt: cannot be read as plain weights .*\w+\.system"):
+        read_state(tmp_path / "os.ckpt")
+    assert not marker.exists()
 
 
 def test_unsafe_or_unfit_files_are_refused_without_unpickling(tmp_path):
-    torch.save({"state_dict": {"model.x": torch.zeros(1)}, "callback": NotWeights()}, tmp_path / "unsafe.ckpt")
+    (tmp_path / "unsafe.ckpt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(ReferenceImportError, match=r"unsafe\.ckpt: cannot be read as plain weights.*no pickled code"):
         read_state(tmp_path / "unsafe.ckpt")
     with pytest.raises(ReferenceImportError, match="checkpoint not found"):

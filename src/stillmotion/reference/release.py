@@ -7,7 +7,8 @@ under `model.` (the encoder mix `encoder.interm_mlps.*`, the core `sequential_co
 readout), never the frozen ViT, which comes from DINOv3's own weights.
 
 `import_reference(ckpt, arch, task, size, out)` reads such a file without running pickled code
-(`torch.load(weights_only=True)`, or a safetensors file with the same keys), builds the run's
+(`torch.load(weights_only=True)`, any other object, e.g. in `hyper_parameters`, read as an inert
+stand-in: `reference.pickled`; or a safetensors file with the same keys), builds the run's
 config (DINOv3 through transformers with all tokens and 4 mixed layers, the matching core,
 paper 000's readout, the task's frames, rate and input size), maps every key onto our names,
 loads them strictly (a missing, unknown or mis-shaped key is an error that lists them) and
@@ -33,6 +34,7 @@ from stillmotion.config import Config, DataConfig, HeadConfig, TaskConfig, Tempo
 from stillmotion.errors import UsageError
 from stillmotion.model import checkpoint
 from stillmotion.reference.cores import core_name, core_settings, load_strict, to_ours
+from stillmotion.reference.pickled import Unreadable, find_pickled, load_plain
 from stillmotion.reference.readouts import attentive_state, part
 
 ARCHS = ("dinov3_rvmrnn", "dinov3_mamba", "dinov3_mambamix", "dinov3_gatedmambamix", "rvm")
@@ -69,14 +71,18 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
         raw = load_file(str(path))
     else:
         try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            raw = load_plain(path)
+        except (pickle.UnpicklingError, Unreadable, RuntimeError, EOFError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ReferenceImportError(
                 f"{path}: cannot be read as plain weights ({first}). Only tensors, numbers and containers are "
                 "loaded (no pickled code); save its state_dict on its own, or as safetensors") from None
         if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-            raw = raw["state_dict"]
+            raw = raw["state_dict"]  # the rest (hyper_parameters, callbacks, ...) is not used
+        found = find_pickled(raw)
+        if found:
+            raise ReferenceImportError(f"{path}: the weights hold a pickled {found[1]} at {found[0]}, not a tensor; "
+                                       "only tensors are read (no pickled code runs)")
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise ReferenceImportError(f"{path}: no state dict of tensors in it (a Lightning .ckpt has one under "
                                    "\"state_dict\")")
