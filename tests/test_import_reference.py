@@ -337,3 +337,13 @@ def test_rvm_checkpoint_holding_the_frozen_vit_uses_it_only_if_it_is_the_convert
     other = as_released({**vit, **core, **weights}, tmp_path / "other.ckpt")
     assert main(["import-reference", other, *base, "--out", str(tmp_path / "run2")]) == 2
     assert "frozen RVM ViT (encoder.*) differs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stem", ["classification_gatedmambamix", "depth_gatedmambamix", "pose_gatedmambamix"])
+def test_every_key_of_the_file_is_read_or_named(stem, tmp_path):
+    meta, weights, _ = fixture(f"tasks/{stem}")
+    extra = {"junk.weight": torch.zeros(1), "proj_to_readout.weight": torch.zeros(2, 2)}
+    path = as_released({**weights, **extra}, tmp_path / "junk.ckpt")
+    with pytest.raises(ReferenceImportError, match=r"key\(s\) no part of the model reads: junk\.weight, "
+                                                   r"proj_to_readout\.weight; proj_to_readout is .* not supported yet"):
+        import_reference(path, meta["arch_in_reference"], STEMS[stem], "small", tmp_path / "run")

@@ -208,8 +208,18 @@ def rvm_backbone(state: dict, rvm: str | Path | None, size: str) -> tuple[dict, 
     return merged, str(rvm) if rvm in names.NAMES else str(folder.resolve()), int(info["core"]["heads"]), note
 
 
+#: where each task's readout lives in a released checkpoint (waymo and pt: everything else)
+_READOUT = {"ssv2": "readout.", "scannet": "readout.readout.", "nuscenes": "pose_head."}
+
+
 def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
-    """The released weights under our model's parameter names."""
+    """The released weights under our model's parameter names; a key no part reads is an error."""
+    if task in _READOUT:
+        left = sorted(k for k in state if not k.startswith(("encoder.", "sequential_core.", _READOUT[task])))
+        if left:
+            hint = ("; proj_to_readout is the reference's projection to a wider readout (its small and base builds), "
+                    "not supported yet") if any(k.startswith("proj_to_readout.") for k in left) else ""
+            raise ReferenceImportError(f"{task} checkpoint: key(s) no part of the model reads: {', '.join(left)}{hint}")
     out = {f"mix.{k}": v for k, v in part(state, "encoder.").items()}
     out.update({f"core.{k}": v for k, v in to_ours(core_name(arch), part(state, "sequential_core.")).items()})
     if task == "ssv2":
