@@ -347,3 +347,21 @@ def test_every_key_of_the_file_is_read_or_named(stem, tmp_path):
     with pytest.raises(ReferenceImportError, match=r"key\(s\) no part of the model reads: junk\.weight, "
                                                    r"proj_to_readout\.weight; proj_to_readout is .* not supported yet"):
         import_reference(path, meta["arch_in_reference"], STEMS[stem], "small", tmp_path / "run")
+
+
+def test_a_checkpoint_without_batchnorm_statistics_loads_with_the_defaults_and_says_so(tmp_path, capsys):
+    meta, weights, io = fixture("tasks/classification_gatedmambamix")
+    stats = [k for k in weights if k.startswith("encoder.") and ".bn." in k and ".bn.weight" not in k
+             and ".bn.bias" not in k]
+    assert stats  # running_mean, running_var, num_batches_tracked of each layer's BatchNorm
+    kwargs = meta["constructor"]["kwargs"]
+    core = kwargs["sequential_core"]["kwargs"]
+    folder = import_reference(as_released({k: v for k, v in weights.items() if k not in stats}, tmp_path / "b.ckpt"),
+                              meta["arch_in_reference"], "ssv2", "small", tmp_path / "run",
+                              core_heads=core.get("spatial_num_heads"), readout_heads=kwargs["readout_num_heads"])
+    assert "has no BatchNorm statistics for mix.interm_mlps.0.bn" in capsys.readouterr().err
+    loaded = checkpoint.load_weights(folder)
+    assert torch.equal(loaded["mix.interm_mlps.0.bn.running_mean"], torch.zeros(kwargs["d_enc"]))
+    assert torch.equal(loaded["mix.interm_mlps.0.bn.running_var"], torch.ones(kwargs["d_enc"]))
+    info = json.loads((tmp_path / "run" / "imported.json").read_text())
+    assert len(info["batchnorm_defaults"]) == len(stats)

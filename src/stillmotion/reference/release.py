@@ -26,6 +26,7 @@ import hashlib
 import json
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -212,6 +213,18 @@ def rvm_backbone(state: dict, rvm: str | Path | None, size: str) -> tuple[dict, 
 _READOUT = {"ssv2": "readout.", "scannet": "readout.readout.", "nuscenes": "pose_head."}
 
 
+def batchnorm_defaults(model: torch.nn.Module, state: dict) -> dict:
+    """The BatchNorm statistics `model` (just built) has and `state` lacks, at their initial values,
+    for each BatchNorm whose weight `state` holds (a file saved without its buffers)."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and f"{name}.weight" in state:
+            for buffer, value in module.named_buffers(recurse=False):
+                if f"{name}.{buffer}" not in state:
+                    out[f"{name}.{buffer}"] = value.clone()  # a model just built: mean 0, variance 1
+    return out
+
+
 def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
     """The released weights under our model's parameter names; a key no part reads is an error."""
     if task in _READOUT:
@@ -260,8 +273,15 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     kind, _, outputs, _ = task_outputs(cfg)
     extra = 1 if arch == "rvm" else 5  # RVM: CLS; DINOv3: CLS + 4 registers
     model = model_for(cfg, kind, outputs, ref_core["d_model"], (1, 1), layers=_layers(arch), extra=extra)
+    mapped = mapped_state(arch, task, state, model)
+    defaults = batchnorm_defaults(model, mapped)
+    if defaults:
+        layers = sorted({k.rsplit(".", 1)[0] for k in defaults})
+        print(f"warning: {ckpt} has no BatchNorm statistics for {', '.join(layers)}; they start at the defaults "
+              "(mean 0, variance 1), as the reference loads such a file", file=sys.stderr)
+        note["batchnorm_defaults"] = sorted(defaults)
     try:
-        load_strict(model, mapped_state(arch, task, state, model), f"{ckpt} ({arch}, {task})")
+        load_strict(model, {**mapped, **defaults}, f"{ckpt} ({arch}, {task})")
     except ValueError as exc:
         raise ReferenceImportError(str(exc)) from None
     out = Path(out)
