@@ -365,3 +365,32 @@ def test_a_checkpoint_without_batchnorm_statistics_loads_with_the_defaults_and_s
     assert torch.equal(loaded["mix.interm_mlps.0.bn.running_var"], torch.ones(kwargs["d_enc"]))
     info = json.loads((tmp_path / "run" / "imported.json").read_text())
     assert len(info["batchnorm_defaults"]) == len(stats)
+
+
+def test_a_checkpoint_holding_the_frozen_dinov3_vit_needs_no_download(tmp_path, capsys):
+    """Lightning's default state_dict keeps the frozen ViT (`encoder.encoder.*`): it becomes the
+    run's encoder folder, and pixels give the reference's logits through it."""
+    from stillmotion.encoders import load
+
+    meta, weights, io = fixture("e2e/classification_gatedmambamix_tinyvit")
+    kwargs = meta["constructor"]["kwargs"]
+    args = ["import-reference", as_released(weights, tmp_path / "full.ckpt"), "--arch",
+            CLASSES[kwargs["sequential_core"]["class"]], "--task", "ssv2", "--size", "small",
+            "--core-heads", str(kwargs["sequential_core"]["kwargs"]["spatial_num_heads"]),
+            "--readout-heads", str(kwargs["readout_num_heads"])]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert "holds the frozen DINOv3 ViT" in capsys.readouterr().err
+    cfg = checkpoint.load_config(checkpoint.resolve(tmp_path / "run"))
+    assert cfg.data.encoder == str((tmp_path / "run" / "encoder").resolve())
+    vit_kw = kwargs["encoder"]["kwargs"]["encoder"]["kwargs"]
+    encoder = load(cfg.data.encoder, tokens=cfg.data.tokens, layers=cfg.data.layers, size=vit_kw["img_size"])
+    frames = io["input.frames"]
+    tokens = encoder.encode(frames.flatten(0, 1)).unflatten(0, frames.shape[:2])
+    model = model_for(cfg, "classes", len(cfg.task.classes), encoder.dim, encoder.grid, encoder.num_layers,
+                      encoder.extra)
+    model.load_state_dict(checkpoint.load_weights(checkpoint.resolve(tmp_path / "run")))
+    assert (model.eval().stream(tokens) - io["output.logits"]).abs().max().item() < 1e-4
+    # with --encoder the ViT inside is dropped, saying so
+    assert main([*args, "--encoder", "dinov3-s", "--out", str(tmp_path / "run2")]) == 0
+    assert "keys dropped: --encoder dinov3-s given" in capsys.readouterr().err
+    assert not (tmp_path / "run2" / "encoder").exists()

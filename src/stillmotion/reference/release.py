@@ -213,6 +213,28 @@ def rvm_backbone(state: dict, rvm: str | Path | None, size: str) -> tuple[dict, 
 _READOUT = {"ssv2": "readout.", "scannet": "readout.readout.", "nuscenes": "pose_head."}
 
 
+DINOV3_HEADS = {"small": 6, "base": 12, "large": 16}  # DINOv3 ViT-S/B/L attention heads
+
+
+def dinov3_inside(state: dict, size: str, ckpt) -> torch.nn.Module:
+    """The frozen DINOv3 ViT a checkpoint holds (its original keys, `encoder.encoder.` removed) as
+    transformers' `DINOv3ViTModel`; the heads from its RoPE periods (head width / 4 of them)."""
+    from transformers import DINOv3ViTModel
+
+    from stillmotion.reference.dinov3 import config_for, to_transformers
+
+    try:
+        dim = int(state["cls_token"].shape[-1])
+        periods = state.get("rope_embed.periods")
+        heads = dim // (4 * periods.numel()) if periods is not None else DINOV3_HEADS[size]
+        vit = DINOv3ViTModel(config_for(state, heads))
+        load_strict(vit, to_transformers(state), f"{ckpt}: its frozen DINOv3 ViT (encoder.encoder.*)")
+    except (KeyError, ValueError) as exc:
+        raise ReferenceImportError(f"{ckpt}: encoder.encoder.* is not a DINOv3 ViT as the reference saves it "
+                                   f"({exc}); give --encoder to use another and leave it out") from None
+    return vit.eval()
+
+
 def batchnorm_defaults(model: torch.nn.Module, state: dict) -> dict:
     """The BatchNorm statistics `model` (just built) has and `state` lacks, at their initial values,
     for each BatchNorm whose weight `state` holds (a file saved without its buffers)."""
@@ -265,6 +287,17 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
         core_heads = core_heads or heads
     elif rvm is not None:
         raise ReferenceImportError(f"--rvm is for --arch rvm; {arch} reads DINOv3 (--encoder)")
+    vit = None
+    if arch != "rvm" and part(state, "encoder.encoder."):  # Lightning kept the frozen ViT too
+        inside = part(state, "encoder.encoder.")
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.encoder.")}
+        if encoder is None:
+            vit = dinov3_inside(inside, size, ckpt)
+            encoder = str((Path(out) / "encoder").resolve())
+            note["encoder_from_checkpoint"] = f"{len(inside)} keys, saved as {encoder} (no Hub download needed)"
+        else:
+            note["encoder_from_checkpoint"] = f"{len(inside)} keys dropped: --encoder {encoder} given"
+        print(f"{ckpt} holds the frozen DINOv3 ViT: {note['encoder_from_checkpoint']}", file=sys.stderr)
     try:
         cfg, ref_core = release_config(arch, task, size, state, encoder, core_heads, readout_heads, classes,
                                        box_format)
@@ -288,6 +321,8 @@ def import_reference(ckpt: str | Path, arch: str, task: str, size: str, out: str
     if checkpoint.latest(out) is not None:
         raise ReferenceImportError(f"{out}: already holds a run; choose another --out")
     folder = checkpoint.save_weights(out, 0, model, cfg)
+    if vit is not None:
+        vit.save_pretrained(out / "encoder")
     with open(ckpt, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     (out / "imported.json").write_text(json.dumps({"source": str(ckpt), "sha256": digest, "arch": arch, "task": task,
