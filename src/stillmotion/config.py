@@ -75,6 +75,9 @@ class HeadConfig:
     width: Optional[int] = None  # attentive / reference probe width (paper 000's classification: 3/4 of D)
     layers: int = 1  # decoder layers of the reference box and point readouts
     box_format: str = "cxcywh"  # the reference box readout's own boxes: cxcywh (its modules) | xyxy
+    # a Linear from the core's width to this one before the readout, which then runs at it (paper 000's
+    # proj_to_readout: its box, point and pose readouts at 1024 over ViT-S/B tokens); None: none
+    readout_width: Optional[int] = None
 
 
 @dataclass

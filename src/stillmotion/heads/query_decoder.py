@@ -102,7 +102,7 @@ class PointDecoderReadout(nn.Module):
         self.point_mlp = _mlp(2 * 2 * frequencies, hidden, hidden)
         self.to_query = nn.Linear(hidden, dim)
         self.readout = Decoder(dim, heads, layers)
-        self.prediction_head = _mlp(dim, hidden, 4)
+        self.prediction_head = _mlp(dim, dim // 2, 4)  # the reference's: D -> D/2 -> 4, whatever `hidden`
 
     def track(self, y: torch.Tensor, points: torch.Tensor, frame: torch.Tensor):
         b, q = points.shape[:2]

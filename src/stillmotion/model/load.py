@@ -105,4 +105,4 @@ def model_for(cfg: Config, kind: str, outputs: int, dim: int, grid: tuple[int, i
                       max_frames=cfg.data.frames, grid=tuple(grid), resolution=cfg.task.resolution,
                       inputs=cfg.temporal.input, norm=cfg.temporal.norm, hidden=cfg.head.hidden,
                       probe_width=cfg.head.width, decoder_layers=cfg.head.layers, layers=layers, extra=extra,
-                      box_format=cfg.head.box_format, text=text)
+                      box_format=cfg.head.box_format, readout_width=cfg.head.readout_width, text=text)

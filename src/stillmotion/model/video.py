@@ -46,7 +46,7 @@ class VideoModel(nn.Module):
                  heads: int = 4, queries: int = 1, max_frames: int = 16, grid: tuple[int, int] = (1, 1),
                  resolution: int = 32, inputs: str = "tokens", norm: bool = False, hidden: int = 1024,
                  probe_width: int | None = None, decoder_layers: int = 1, layers: int = 1, extra: int = 0,
-                 box_format: str = "cxcywh", text: tuple[int, int] | None = None):
+                 box_format: str = "cxcywh", readout_width: int | None = None, text: tuple[int, int] | None = None):
         super().__init__()
         self.kind, self.mode, self.layers, self.extra = kind, mode, layers, extra
         self.mix = LayerMix(dim, layers, extra) if layers > 1 else None
@@ -55,9 +55,11 @@ class VideoModel(nn.Module):
             self.mask_token = nn.Parameter(torch.zeros(dim))
         readout = readout_for(kind, head)
         self.patches_only = readout.patches_only
+        # paper 000's proj_to_readout: the core's tokens widened (or narrowed) for the readout
+        self.to_readout = nn.Linear(self.core.out_dim, readout_width) if readout_width else None
         self.head = readout.build(ReadoutSpec(
-            self.core.out_dim, dim, num_outputs, tuple(grid), heads, queries, max_frames, resolution, hidden,
-            probe_width, decoder_layers, box_format))
+            readout_width or self.core.out_dim, dim, num_outputs, tuple(grid), heads, queries, max_frames, resolution,
+            hidden, probe_width, decoder_layers, box_format))
         # a video-text model's masked-text decoder: (text hidden width, vocabulary size)
         self.text_decoder = MaskedTextDecoder(text[0], self.core.out_dim, text[1], heads=heads) if text else None
 
@@ -69,8 +71,10 @@ class VideoModel(nn.Module):
         return self.mix(x.view(b, t, self.layers, n // self.layers, d))
 
     def readable(self, y: torch.Tensor) -> torch.Tensor:
-        """The core's tokens (..., N, D') the readout reads: the patches alone for grid readouts."""
-        return y[..., self.extra:, :] if self.patches_only and self.extra else y
+        """The core's tokens (..., N, D') the readout reads: the patches alone for grid readouts,
+        through `to_readout` when the readout has its own width."""
+        y = y[..., self.extra:, :] if self.patches_only and self.extra else y
+        return y if self.to_readout is None else self.to_readout(y)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, hide: torch.Tensor | None = None,
                 query: torch.Tensor | None = None, text: torch.Tensor | None = None,

@@ -129,16 +129,18 @@ def _readout(task: str, state: dict, heads: int) -> tuple[dict, dict, int]:
         side = 8 * round(query.shape[0] ** 0.5)
         width = int(state["readout.readout.key_proj.weight"].shape[0])
         return {"width": width, "heads": heads}, {"resolution": side}, 0
+    proj = state.get("proj_to_readout.weight")
+    wider = {} if proj is None else {"readout_width": int(proj.shape[0])}
     if task == "nuscenes":
         if "pose_head.1.weight" not in state:
             raise ReferenceImportError("no pose readout (pose_head.*) in the checkpoint")
-        return {"hidden": int(state["pose_head.1.weight"].shape[0])}, {}, 0
+        return {"hidden": int(state["pose_head.1.weight"].shape[0]), **wider}, {}, 0
     first = "bbox_query_encoder.bbox_encoder.0.weight" if task == "waymo" else "point_mlp.0.weight"
     if first not in state:
         raise ReferenceImportError(f"no {'box' if task == 'waymo' else 'point'} readout ({first.split('.')[0]}.*) "
                                    "in the checkpoint")
     return ({"hidden": int(state[first].shape[0]), "heads": heads,
-             "layers": _count(state, r"^readout\.layers\.(\d+)\.")},
+             "layers": _count(state, r"^readout\.layers\.(\d+)\."), **wider},
             {}, 0)
 
 
@@ -209,8 +211,9 @@ def rvm_backbone(state: dict, rvm: str | Path | None, size: str) -> tuple[dict, 
     return merged, str(rvm) if rvm in names.NAMES else str(folder.resolve()), int(info["core"]["heads"]), note
 
 
-#: where each task's readout lives in a released checkpoint (waymo and pt: everything else)
-_READOUT = {"ssv2": "readout.", "scannet": "readout.readout.", "nuscenes": "pose_head."}
+#: where each task's readout lives in a released checkpoint (waymo and pt: everything else);
+#: the box, point and pose readouts may have `proj_to_readout` in front (the small and base builds)
+_READOUT = {"ssv2": ("readout.",), "scannet": ("readout.readout.",), "nuscenes": ("pose_head.", "proj_to_readout.")}
 
 
 DINOV3_HEADS = {"small": 6, "base": 12, "large": 16}  # DINOv3 ViT-S/B/L attention heads
@@ -250,13 +253,14 @@ def batchnorm_defaults(model: torch.nn.Module, state: dict) -> dict:
 def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> dict:
     """The released weights under our model's parameter names; a key no part reads is an error."""
     if task in _READOUT:
-        left = sorted(k for k in state if not k.startswith(("encoder.", "sequential_core.", _READOUT[task])))
+        left = sorted(k for k in state if not k.startswith(("encoder.", "sequential_core.", *_READOUT[task])))
         if left:
-            hint = ("; proj_to_readout is the reference's projection to a wider readout (its small and base builds), "
-                    "not supported yet") if any(k.startswith("proj_to_readout.") for k in left) else ""
+            hint = (f"; the reference's {task} readout has no proj_to_readout (its width is the readout's own)"
+                    if any(k.startswith("proj_to_readout.") for k in left) else "")
             raise ReferenceImportError(f"{task} checkpoint: key(s) no part of the model reads: {', '.join(left)}{hint}")
     out = {f"mix.{k}": v for k, v in part(state, "encoder.").items()}
     out.update({f"core.{k}": v for k, v in to_ours(core_name(arch), part(state, "sequential_core.")).items()})
+    out.update({f"to_readout.{k}": v for k, v in part(state, "proj_to_readout.").items()})
     if task == "ssv2":
         head = attentive_state(part(state, "readout."), model.head)
     elif task == "scannet":
@@ -264,7 +268,8 @@ def mapped_state(arch: str, task: str, state: dict, model: torch.nn.Module) -> d
     elif task == "nuscenes":
         head = {f"mlp.{k}": v for k, v in part(state, "pose_head.").items()}
     else:
-        head = {k: v for k, v in state.items() if not k.startswith(("encoder.", "sequential_core."))}
+        head = {k: v for k, v in state.items()
+                if not k.startswith(("encoder.", "sequential_core.", "proj_to_readout."))}
     out.update({f"head.{k}": v for k, v in head.items()})
     return out
 
