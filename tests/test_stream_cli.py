@@ -202,3 +202,22 @@ def test_realtime_drops_what_the_model_cannot_keep_up_with(runs, tmp_path, capsy
     assert f"{report.dropped} dropped" in report.format()
     # without --realtime every frame is answered
     assert run_stream(loaded, folder, fps=2000, queries=query, progress=False).frames == 60
+
+
+def test_a_run_streams_at_its_own_rate_unless_told(video, tmp_path, capsys):
+    """A run records the rate it reads video at (data.fps; an imported release, its task's):
+    `stream` resamples any source to it by default; `--fps source` keeps the source's."""
+    from stillmotion.model import checkpoint
+
+    run = make_run(tmp_path, "classes")
+    folder = checkpoint.resolve(run)
+    config = (folder / "config.yaml").read_text()
+    assert "fps: null" in config
+    (folder / "config.yaml").write_text(config.replace("fps: null", "fps: 5.0"))
+    assert _stream(capsys, video, "--model", run, "--jsonl", tmp_path / "a.jsonl")[0] == 0
+    assert [r["frame"] for r in _rows(tmp_path / "a.jsonl")] == [0, 1, 2, 3, 4]  # 10 fps -> 5: every other frame
+    assert _stream(capsys, video, "--model", run, "--jsonl", tmp_path / "b.jsonl", "--fps", "source")[0] == 0
+    assert len(_rows(tmp_path / "b.jsonl")) == FRAMES
+    with pytest.raises(SystemExit) as stop:
+        main(["stream", str(video), "--model", str(run), "--fps", "fast"])
+    assert stop.value.code == 2 and "give frames per second (a number) or `source`" in capsys.readouterr().err

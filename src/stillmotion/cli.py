@@ -166,7 +166,9 @@ def _stream(args: argparse.Namespace) -> int:
     from stillmotion.stream.run import run_stream
 
     loaded = load_model(args.model, device=args.device, step=args.step)
-    report = run_stream(loaded, args.source, out=args.out, jsonl=args.jsonl, fps=args.fps, realtime=args.realtime,
+    # the run's own rate (what it was trained or released at) unless --fps says otherwise
+    fps = loaded.cfg.data.fps if args.fps is None else None if args.fps == "source" else args.fps
+    report = run_stream(loaded, args.source, out=args.out, jsonl=args.jsonl, fps=fps, realtime=args.realtime,
                         queries=args.queries, progress=not args.quiet)
     print(report.format())
     for path, what in ((report.out, "annotated video"), (report.jsonl, "per-frame outputs")):
@@ -325,6 +327,19 @@ def _temporal_summary(args: argparse.Namespace) -> int:
 
 
 _DTYPE_NAMES = {"fp16": "float16", "fp32": "float32", "int8": "int8"}
+
+
+def _rate(text: str) -> float | str:
+    """A frame rate: a positive number, or `source`."""
+    if text == "source":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give frames per second (a number) or `source`, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -512,8 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--step", help="which checkpoint of the run: a step number or best (default: the latest)")
     st.add_argument("--out", help="write the annotated frames here (.mp4)")
     st.add_argument("--jsonl", help="write each frame's answer here, one JSON line per frame (pixels of the source)")
-    st.add_argument("--fps", type=float, help="resample the source to this many frames per second (an image folder: "
-                    "its frame rate, default 30)")
+    st.add_argument("--fps", type=_rate, help="resample the source to this many frames per second; `source` keeps its "
+                    "own rate (an image folder: 30). Default: the run's data.fps (an imported release's: its task's "
+                    "rate), else the source's")
     st.add_argument("--realtime", action="store_true", help="decode in a thread at the source's pace and always answer "
                     "the newest frame, dropping the frames the model cannot keep up with (counted)")
     st.add_argument("--queries", help="boxes / points: a JSON file {\"box\": [x0, y0, x1, y1]} or {\"points\": "
