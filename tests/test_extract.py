@@ -130,3 +130,22 @@ def test_each_video_is_encoded_in_batches_of_its_own_so_its_tokens_depend_on_it_
         again.write(s.id, store.read(s.id), store.frame_indices(s.id))
     assert extract(samples, encoder64, again, cfg, progress=False).written == 1
     assert np.array_equal(again.read("v1"), store.read("v1"))
+
+
+def test_the_reference_resize_reaches_the_cache_and_the_encoders_own_input(tmp_path):
+    from stillmotion.encoders import load
+
+    encoder = load("efficientnet-lite0", size=64, resize="reference")
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 80, 3), dtype=np.uint8)
+    crops = np.stack([ViewMaker(64, views=1, seed=0, video_id="v", resize="reference")(f) for f in frames])
+    assert crops.dtype == np.float32  # not rounded to uint8
+    x = Tr.to_tensor(frames, torch.uint8)
+    assert torch.equal(encoder.normalize_crops(crops[:, 0]), encoder.preprocess(frames))
+    assert torch.equal(encoder.preprocess(frames), encoder.normalize_crops(Tr.reference_resize_center_crop(x, 64)))
+    assert "without antialias" in encoder.settings()["resize"]
+    assert load("efficientnet-lite0", size=64).fingerprint != encoder.fingerprint  # caches never mix them
+    sample = Sample("v0", _video(tmp_path, "v0", 5))
+    store = TokenStore(tmp_path / "ref", cache_meta(encoder, ExtractConfig(dtype="float32", workers=0)))
+    extract([sample], encoder, store, ExtractConfig(dtype="float32", workers=0), progress=False)
+    alone = encoder.encode_frames(read_frames(sample.path))
+    assert torch.allclose(torch.from_numpy(store.read("v0")), alone, atol=1e-5)

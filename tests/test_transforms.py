@@ -69,3 +69,26 @@ def test_adjust_color_factors_of_one_change_nothing_and_brightness_scales():
     assert torch.allclose(Tr.adjust_color(x, 1.0, 1.0, 1.0), x.clamp(0, 255))
     assert torch.allclose(Tr.adjust_color(torch.full((1, 3, 2, 2), 100.0), 1.5, 1.0, 1.0),
                           torch.full((1, 3, 2, 2), 150.0))
+
+
+def test_reference_resize_gives_paper_000s_pixels_on_a_real_clip():
+    """tests/data/reference-pixels holds the reference's own `load_video_frames` output (decord,
+    float bilinear, ImageNet normalisation) for 3 frames of a real clip at 64 px, made by
+    tools/reference_pixels_check.py; PyAV decoding of the same frames and our reference resize
+    give the same pixels, our default (antialiased) resize does not."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from stillmotion.video.decode import read_frames
+
+    name, data_dir = "arm_wrestling_h264_340x256", Path(__file__).parent / "data"
+    data = load_file(str(data_dir / "reference-pixels" / f"{name}.safetensors"))
+    frames = Tr.to_tensor(read_frames(data_dir / "real-clips" / f"{name}.mp4", data["indices"].tolist()), torch.uint8)
+    mean, std = (0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)
+    ours = Tr.normalize(Tr.square_input(frames, 64, "reference"), mean, std)
+    assert ours.shape == data["pixels"].shape and (ours - data["pixels"]).abs().max().item() < 1e-5
+    antialiased = Tr.normalize(Tr.square_input(frames, 64).float(), mean, std)
+    assert (antialiased - data["pixels"]).abs().max().item() > 0.1
+    with pytest.raises(ValueError, match="resize must be one of antialias, reference"):
+        Tr.square_input(frames, 64, "nearest")

@@ -95,7 +95,8 @@ def _extract(args: argparse.Namespace) -> int:
     samples = load_samples(args.source, args.format, root=args.root, splits=args.splits, fold=args.fold,
                            labels=args.labels, split=args.split)
     with decode_pool(workers) as pool:  # the workers start while the encoder loads
-        encoder = load(args.encoder, device=str(device), **encoder_options(args.size, args.tokens, args.layers))
+        options = encoder_options(args.size, args.tokens, args.layers, args.resize)
+        encoder = load(args.encoder, device=str(device), **options)
         store = TokenStore(args.out, cache_meta(encoder, cfg))
         if here.is_main:
             store.remove_partial()
@@ -461,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "token and registers too, in front of each frame's patches (default: %(default)s)")
     ext.add_argument("--layers", type=_positive, metavar="K", help="store K blocks' outputs, evenly spaced, ending "
                      "at the last (4: paper 000's encoder mix); default: the last block only")
+    ext.add_argument("--resize", choices=("antialias", "reference"), default="antialias", help="frames to the "
+                     "square input: antialias (resized as uint8, antialiased; default) or reference (paper 000's "
+                     "inference: float, plain bilinear); recorded in the cache")
     ext.add_argument("--fps", type=float,
                      help="resample every video to this many frames per second (default: keep every frame)")
     ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "

@@ -45,6 +45,7 @@ class DataConfig:
     tokens: str = "patches"  # patches | all (the class token and registers kept in front: paper 000's models)
     layers: int = 1  # K blocks' outputs, evenly spaced to the last, mixed by a trained LayerMix (paper 000: 4)
     fps: Optional[float] = None  # resample videos to this rate before encoding; None keeps every frame
+    resize: str = "antialias"  # frames to the square input: antialias (ours) | reference (paper 000's inference)
     views: int = 0  # augmented views cached per video besides the plain one
     pool_space: Optional[int] = None  # average-pool each frame's token grid to s x s (AdViSe's SFU)
     pool_channels: Optional[int] = None  # and/or the token width to c
@@ -125,6 +126,7 @@ _CHOICES = {
     "head.box_format": ("cxcywh", "xyxy"),
     "data.dtype": ("float16", "float32", "int8"),
     "data.tokens": ("patches", "all"),
+    "data.resize": ("antialias", "reference"),  # video.transforms.RESIZES
     "temporal.input": ("tokens", "diff", "both"),
     "task.tower": ("frozen", "harvest"),
 }
@@ -212,6 +214,9 @@ def check(cfg: Config) -> None:
     if cfg.task.tower == "harvest" and (cfg.task.name != "video_text" or not d.online):
         raise ConfigError("task.tower=harvest trains the vision tower on pixels: it needs task.name=video_text and "
                           "data.online=true")
+    if d.resize == "reference" and d.online:
+        raise ConfigError("data.resize=reference is for token caches and streaming; training on pixels "
+                          "(data.online=true) resizes as ours (antialias)")
     if d.layers > 1 and cfg.task.name == "masked_tokens":
         raise ConfigError("data.layers: masked_tokens rebuilds one layer's tokens; use data.layers=1")
 

@@ -34,6 +34,7 @@ class DecodeSpec:
     fps: float | None = None  # resample to this rate; None keeps every frame
     views: int = 0  # augmented views besides view 0
     seed: int = 0  # draws the augmented views
+    resize: str = "antialias"  # how view 0 is made (video.transforms.RESIZES)
 
 
 def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
@@ -55,7 +56,7 @@ def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
 @dataclass
 class Decoded:
     sample: Sample
-    crops: np.ndarray | None = None  # (U, V, S, S, 3) uint8: the U distinct frames, V views each
+    crops: np.ndarray | None = None  # (U, V, S, S, 3) uint8 (float32: resize=reference): U frames, V views each
     positions: np.ndarray | None = None  # (T,) source frame of each stored row
     rows: np.ndarray | None = None  # (T,) which of the U crops each row is
     error: str | None = None
@@ -65,7 +66,7 @@ def decode_video(sample: Sample, spec: DecodeSpec) -> Decoded:
     """Runs in a worker: decode a video's frames straight into its views' crops."""
     try:
         positions = frame_positions(sample, spec.fps)
-        maker = ViewMaker(spec.size, spec.views, spec.seed, sample.id)
+        maker = ViewMaker(spec.size, spec.views, spec.seed, sample.id, spec.resize)
         if positions is None:
             crops = read_frames(sample.path, transform=maker)
             positions = rows = np.arange(len(crops))

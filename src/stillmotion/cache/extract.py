@@ -156,7 +156,7 @@ def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, cf
     own_pool = pool is None
     pool = decode_pool(cfg.workers if todo else 0) if own_pool else pool
     try:
-        spec = DecodeSpec(encoder.image_size, cfg.fps, cfg.views, cfg.seed)
+        spec = DecodeSpec(encoder.image_size, cfg.fps, cfg.views, cfg.seed, encoder.resize)
         for item in decoded(pool, todo, spec, ahead):
             if item.error is not None:
                 store.record_failure(item.sample.id, item.sample.path, item.error)

@@ -22,8 +22,8 @@ from stillmotion.video.transforms import (
     adjust_color,
     as_uint8_values,
     hflip,
-    resize_center_crop,
     resize_short_side,
+    square_input,
     to_tensor,
 )
 
@@ -111,12 +111,13 @@ def view_window(width: int, height: int, size: int, params: ViewParams | None = 
 
 class ViewMaker:
     """A frame transform for `read_frames`: frame (H, W, 3) uint8 -> (V, S, S, 3) uint8 with
-    V = 1 + views (view 0 plain, then the augmented ones)."""
+    V = 1 + views (view 0 plain, then the augmented ones); float32 when view 0 is made by
+    `resize="reference"` (paper 000's float resize, see `video.transforms.square_input`)."""
 
-    def __init__(self, size: int, views: int = 0, seed: int = 0, video_id: str = ""):
+    def __init__(self, size: int, views: int = 0, seed: int = 0, video_id: str = "", resize: str = "antialias"):
         if views < 0:
             raise UsageError(f"views must be >= 0, got {views}")
-        self.size = size
+        self.size, self.resize = size, resize
         self.params = [view_params(seed, video_id, v) for v in range(1, views + 1)]
 
     @property
@@ -125,5 +126,6 @@ class ViewMaker:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         x = to_tensor(frame[None], torch.uint8)
-        out = [resize_center_crop(x, self.size)] + [augment(x, self.size, p) for p in self.params]
+        first = square_input(x, self.size, self.resize)
+        out = [first] + [augment(x, self.size, p).to(first.dtype) for p in self.params]
         return torch.cat(out).permute(0, 2, 3, 1).contiguous().numpy()  # (V, S, S, 3)

@@ -20,15 +20,20 @@ REGISTRY: dict[str, Callable[..., FrozenEncoder]] = {
 DEFAULT_ENCODER = "efficientnet-lite0"
 
 
-def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> FrozenEncoder:
+def load(name: str = DEFAULT_ENCODER, device: str | None = None, resize: str = "antialias", **kw) -> FrozenEncoder:
     """A frozen encoder (eval mode, no gradients) on `device` if given.
 
     `name` is a built-in (`efficientnet-lite0`), a short name (`dinov2-b`, `dinov3-s`,
     `siglip2-b`, `clip-b16`, ... see `SHORT_NAMES`), any Hugging Face hub id, a local model
     folder, or `rvm-b` / `rvm-l` once converted (`encoders.rvm`). `size` sets the input size
     (position embeddings interpolate). Transformers models also take `tokens="all"` (class token
-    and registers kept) and `layers=K` (K blocks' outputs; see `encoders.hf`).
+    and registers kept) and `layers=K` (K blocks' outputs; see `encoders.hf`). `resize`: how
+    frames become its input, `antialias` or `reference` (`video.transforms.RESIZES`).
     """
+    from stillmotion.video.transforms import RESIZES
+
+    if resize not in RESIZES:
+        raise UsageError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
     from stillmotion.encoders import rvm
     from stillmotion.encoders.hf import SHORT_NAMES, HFEncoder
 
@@ -46,16 +51,19 @@ def load(name: str = DEFAULT_ENCODER, device: str | None = None, **kw) -> Frozen
     else:
         raise UsageError(f"unknown encoder {name!r}; known names: {', '.join(known_names())}; or give a Hugging Face "
                          "hub id (org/name) or a local model folder")
+    encoder.resize = resize
     if device is not None:
         encoder = encoder.to(device)
     return encoder
 
 
-def encoder_options(size: int | None, tokens: str = "patches", layers: int | None = None) -> dict:
-    """`load` keywords for an input size, a token choice and K layers (1: the last only), leaving
-    out what is the default, so the default encoders take them all."""
+def encoder_options(size: int | None, tokens: str = "patches", layers: int | None = None,
+                    resize: str = "antialias") -> dict:
+    """`load` keywords for an input size, a token choice, K layers (1: the last only) and a
+    resize, leaving out what is the default, so the default encoders take them all."""
     return {**({"size": size} if size else {}), **({"tokens": tokens} if tokens != "patches" else {}),
-            **({"layers": layers} if layers and layers > 1 else {})}
+            **({"layers": layers} if layers and layers > 1 else {}),
+            **({"resize": resize} if resize != "antialias" else {})}
 
 
 def known_names() -> list[str]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stillmotion.errors import UsageError
-from stillmotion.video.transforms import normalize, resize_center_crop, to_tensor
+from stillmotion.video.transforms import normalize, square_input, to_tensor
 
 
 class FrozenEncoder(nn.Module):
@@ -33,6 +33,7 @@ class FrozenEncoder(nn.Module):
     std: tuple[float, float, float]
     extra: int = 0  # leading tokens before each layer's patches (class token, registers)
     layers: tuple[int, ...] = ()  # the blocks whose outputs are given (0-based); () = the last one only
+    resize: str = "antialias"  # how frames become its input (video.transforms.RESIZES); set by `encoders.load`
 
     def freeze(self) -> FrozenEncoder:
         for p in self.parameters():
@@ -57,8 +58,8 @@ class FrozenEncoder(nn.Module):
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames (T, H, W, 3) -> normalized pixels (T, 3, S, S) float32: shorter side to
-        S (resized as uint8, as the extraction workers do), centre crop, normalized."""
-        return self.normalize_crops(resize_center_crop(to_tensor(frames, torch.uint8), self.image_size))
+        S, centre crop (by `resize`, as the extraction workers do), normalized."""
+        return self.normalize_crops(square_input(to_tensor(frames, torch.uint8), self.image_size, self.resize))
 
     def normalize_crops(self, crops: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Frames at the input size, uint8 (T, S, S, 3) or a (T, 3, S, S) tensor -> normalized
@@ -93,7 +94,8 @@ class FrozenEncoder(nn.Module):
         return {
             "encoder": self.name,
             "image_size": self.image_size,
-            "resize": "short side to S, uint8 antialiased bilinear, centre crop",
+            "resize": ("short side to S, uint8 antialiased bilinear, centre crop" if self.resize == "antialias" else
+                       "short side to S, float bilinear without antialias (paper 000's inference), centre crop"),
             "mean": list(self.mean),
             "std": list(self.std),
             "grid": list(self.grid),

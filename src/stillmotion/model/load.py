@@ -82,7 +82,7 @@ def load_model(run: str | Path, device: str | torch.device | None = None,
     cfg = checkpoint.load_config(found)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     d = cfg.data
-    encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers))
+    encoder = load_encoder(d.encoder, device=str(device), **encoder_options(d.size, d.tokens, d.layers, d.resize))
     grid, dim = pooled_shape(encoder.grid, encoder.dim, d.pool_space, d.pool_channels)
     kind, classes, outputs, extras = task_outputs(cfg)
     model = model_for(cfg, kind, outputs, dim, grid, encoder.num_layers, encoder.extra, **extras)

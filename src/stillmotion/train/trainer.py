@@ -135,7 +135,7 @@ class Trainer:
             self.cfg = cfg = replace(cfg, task=replace(cfg.task, classes=list(classes)))
         self.task: Task = TASKS[cfg.task.name](cfg.task, cfg.data.frames, classes, samples=train + val + test)
         self.encoder = load_encoder(cfg.data.encoder, device=str(self.device),
-                                    **encoder_options(cfg.data.size, cfg.data.tokens, cfg.data.layers))
+                                    **encoder_options(cfg.data.size, cfg.data.tokens, cfg.data.layers, cfg.data.resize))
         self.source = ClipSource(cfg, self.encoder, train + val + test,
                                  Path(cfg.data.cache) if cfg.data.cache else self.run_dir / "cache", self.here,
                                  self.progress)

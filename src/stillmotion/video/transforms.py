@@ -67,6 +67,34 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return center_crop(resize_short_side(x, size), size)
 
 
+#: how frames become the encoder's square input: `antialias` (ours: uint8, antialiased) or
+#: `reference` (paper 000's inference scripts: float, plain bilinear)
+RESIZES = ("antialias", "reference")
+
+
+def reference_resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Paper 000's inference preprocessing (`scripts_inference/utils.py::load_video_frames`):
+    frames as float, shorter side to `size` by bilinear interpolation without antialiasing
+    (align_corners=False) to round(H * s) x round(W * s), then the crop at ((h - S) // 2,
+    (w - S) // 2). (T, 3, H, W) uint8 or float on 0..255 -> float32 (T, 3, S, S) on 0..255, not
+    rounded (the reference divides by 255 first; bilinear weights sum to 1, so only the last bit
+    can differ)."""
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    nh, nw = round(h * scale), round(w * scale)
+    x = F.interpolate(x.float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=False)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def square_input(x: torch.Tensor, size: int, resize: str = "antialias") -> torch.Tensor:
+    """The encoder's size x size input from (T, 3, H, W) frames, by `resize` (see RESIZES):
+    uint8 for `antialias`, float32 for `reference`."""
+    if resize not in RESIZES:
+        raise UsageError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
+    return resize_center_crop(x, size) if resize == "antialias" else reference_resize_center_crop(x, size)
+
+
 def hflip(x: torch.Tensor) -> torch.Tensor:
     return x.flip(-1)
 
