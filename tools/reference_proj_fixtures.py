@@ -79,15 +79,19 @@ def main() -> int:
         model = build()
         randomise(model, seed)
         model.eval()
-        fed = []  # the box each frame's query is built from (teacher forcing needs them: the loop amplifies rounding)
+        fed: list[torch.Tensor] = []  # the box each frame's query is built from (for teacher forcing)
         if name == "tracking":
-            model.bbox_query_encoder.register_forward_pre_hook(lambda module, args: fed.append(args[0].clone()))
+            def record(module, args, fed=fed):
+                fed.append(args[0].clone())
+
+            model.bbox_query_encoder.register_forward_pre_hook(record)
         with torch.no_grad():
             out = model(frames, *inputs.values())
         outputs = out if isinstance(out, dict) else {"output": out}
         if fed:
             outputs["bbox_query_input"] = torch.stack(fed, 1)
-        tensors = {f"weights.{k}": v.contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+        tensors = {f"weights.{k}": v.contiguous() for k, v in model.state_dict().items()
+                   if not k.startswith("encoder.")}
         tensors.update({f"input.{k}": v.contiguous() for k, v in {"tokens": tokens, **inputs}.items()})
         tensors.update({f"output.{k}": v.contiguous() for k, v in outputs.items() if isinstance(v, torch.Tensor)})
         save_file(tensors, str(args.out / f"{name}.safetensors"))
