@@ -605,8 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "rvm-b / rvm-l by --size)")
     imp.add_argument("--classes", help="ssv2: a file of class names, one per line, in the model's output order")
     imp.add_argument("--box-format", choices=("cxcywh", "xyxy"), default="cxcywh", help="waymo: the boxes the "
-                     "readout was trained on: centre and size, as the reference's modules say (default), or corners, "
-                     "as its inference script passes them")
+                     "readout reads and writes: centre and size, as the reference's modules and its Waymo script "
+                     "(which converts the corner boxes on the way in and out) have them (default), or corners, for "
+                     "weights trained that way")
     imp.add_argument("--core-heads", type=_positive, help="the core's attention heads (default: the release's)")
     imp.add_argument("--readout-heads", type=_positive, help="the readout's attention heads (default: the release's)")
     imp.set_defaults(func=_import_reference)

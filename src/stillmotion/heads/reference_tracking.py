@@ -2,8 +2,8 @@
 tasks and the streaming loop use (`start`, `step`, `track`), in the tasks' conventions.
 
 - Boxes: the tasks use (x0, y0, x1, y1); the readout reads and writes (cx, cy, w, h), as the
-  reference's modules say (`corners=True` feeds it corners instead: the reference's Waymo
-  inference script passes and draws corner boxes). The box predicted at frame t (detached) is
+  reference's modules say and its Waymo inference script converts them (`corners=True` feeds it
+  corners instead, for weights trained that way). The box predicted at frame t (detached) is
   the query at frame t + 1, as in the reference.
 - Points: the query is the points' first-frame position on every frame (the reference does not
   feed predictions back); outputs (B, T, P, 4) are x, y, a visibility logit and the reference's
