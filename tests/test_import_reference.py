@@ -431,3 +431,37 @@ def test_readouts_wider_than_the_tokens_import_as_the_reference_runs_them(name, 
             assert (out[:, :, 1:, 2] - data["output.pred_visibility"][:, :, 1:]).abs().max().item() < 1e-4
         else:
             assert (model.per_frame(y) - data["output.output"]).abs().max().item() < 1e-4
+
+
+def test_streaming_a_real_clip_gives_the_reference_scripts_outputs_from_pixels(tmp_path, capsys):
+    """`stillmotion stream` with an imported `--arch rvm` model on a real 30 fps clip: the run's
+    rate (6 fps) and the reference's pixels give the per-frame class probabilities the reference's
+    own SSv2 pipeline gives (tests/data/reference-stream, made by tools/reference_stream_fixture.py
+    from the same fixtures at their 48 px)."""
+    from safetensors.torch import load_file
+    from test_reference import FIXTURES
+
+    from stillmotion.reference.rvm import core_state, npz_to_reference, read_npz
+
+    meta, weights, _ = fixture("tasks/classification_rvm")
+    data_dir = Path(__file__).parent / "data"
+    expected = load_file(str(data_dir / "reference-stream" / "classification_rvm.safetensors"))
+    npz = FIXTURES / "rvm" / "npz_conversion.npz"
+    assert main(["convert-rvm", str(npz), "--out", str(tmp_path / "rvm")]) == 0
+    core = {f"sequential_core.{k}": v for k, v in core_state(npz_to_reference(read_npz(npz))).items()}
+    ckpt = as_released({**core, **weights}, tmp_path / "RVM_readout.ckpt")
+    heads = str(meta["constructor"]["kwargs"]["readout_num_heads"])
+    assert main(["import-reference", ckpt, "--arch", "rvm", "--task", "ssv2", "--size", "large", "--rvm",
+                 str(tmp_path / "rvm"), "--readout-heads", heads, "--out", str(tmp_path / "run")]) == 0
+    config = checkpoint.resolve(tmp_path / "run") / "config.yaml"
+    assert "resize: reference" in config.read_text() and "fps: 6.0" in config.read_text()
+    config.write_text(config.read_text().replace("size: 224", f"size: {meta['sizes']['image']}"))  # the tiny model's
+    capsys.readouterr()
+    clip = data_dir / "real-clips" / "clip_h264_340x256_30fps.mp4"
+    assert main(["stream", str(clip), "--model", str(tmp_path / "run"), "--jsonl", str(tmp_path / "s.jsonl"),
+                 "--quiet"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    probs = torch.softmax(expected["logits"], -1)
+    assert len(rows) == len(probs)  # 6 of the clip's 30 frames a second, as the reference samples it
+    for row, p in zip(rows, probs):
+        assert all(abs(prob - p[int(name.split("_")[1])].item()) < 1e-4 for name, prob in row["top"])

@@ -1,0 +1,70 @@
+"""Make tests/data/reference-stream: paper 000's reference code streaming a real clip from pixels
+through a tiny `--arch rvm` classification model (the fixtures' RVM backbone and readout,
+../shared/data/reference-models), as its SSv2 inference script does: `load_video_frames` at 6 fps
+(decord; float, plain bilinear; RVM's 0..1 pixels) at the fixture's 48 px, then the wrapper's
+per-frame logits. Nothing of the reference is copied; a checkout is given by --reference, decord
+must be importable and `mamba_ssm` only needs to import (the classification path never runs it).
+
+    PYTHONPATH=/tmp/shim:/tmp/decord_pkg python tools/reference_stream_fixture.py \\
+        --reference ../towards-video-image-frozen --fixtures ../shared/data/reference-models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "tests/data/real-clips/clip_h264_340x256_30fps.mp4"
+FPS = 6  # the SSv2 script's TARGET_FPS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--fixtures", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=REPO / "tests/data/reference-stream")
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.reference))
+    import decord
+    from models.rvm_modules.rvm_blocks import GatedTransformerCore
+    from models.rvm_modules.rvm_wrapper import RVMStreamingClassificationWrapper, RVMViTEncoder
+    from scripts_inference.utils import _load_rvm_backbone_into, load_video_frames, normalization_for
+
+    meta = json.loads((args.fixtures / "tasks/classification_rvm.json").read_text())
+    kwargs = dict(meta["constructor"]["kwargs"])
+    encoder = RVMViTEncoder(**kwargs.pop("encoder")["kwargs"])
+    core = GatedTransformerCore(**kwargs.pop("sequential_core")["kwargs"])
+    backbone = args.out / "backbone.pth"
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(load_file(str(args.fixtures / "rvm/npz_conversion.weights.safetensors")), backbone)
+    _load_rvm_backbone_into(encoder, core, str(backbone))  # as build_architecture("rvm", ...) does
+    backbone.unlink()
+    model = RVMStreamingClassificationWrapper(encoder=encoder, sequential_core=core, **kwargs)
+    readout = load_file(str(args.fixtures / "tasks/classification_rvm.weights.safetensors"))
+    missing, unknown = model.load_state_dict(readout, strict=False)
+    assert not unknown and all(k.startswith(("encoder.", "sequential_core.")) for k in missing), (missing, unknown)
+    model.eval()
+    mean, std = normalization_for("rvm")
+    side = meta["sizes"]["image"]
+    frames = load_video_frames(str(CLIP), None, FPS, side, mean=mean, std=std)  # every frame at 6 fps
+    with torch.no_grad():
+        logits = model(frames[None], reset_state=True)[0]  # (T, classes)
+    reader = decord.VideoReader(str(CLIP))
+    step = max(1, int(round(reader.get_avg_fps() / FPS)))
+    save_file({"logits": logits.contiguous(), "indices": torch.arange(0, len(reader), step)},
+              str(args.out / "classification_rvm.safetensors"))
+    (args.out / "classification_rvm.json").write_text(json.dumps(
+        {"reference": "tue-mps/towards-video-image-frozen", "clip": CLIP.name, "fps": FPS, "size": side,
+         "model": "fixtures tasks/classification_rvm on rvm/npz_conversion", "frames": len(logits)}, indent=2) + "\n")
+    print(f"{len(logits)} frames at {FPS} fps (every {step}th of the clip): logits {tuple(logits.shape)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
