@@ -24,6 +24,14 @@ CLIP = REPO / "tests/data/real-clips/clip_h264_340x256_30fps.mp4"
 FPS = 6  # the SSv2 script's TARGET_FPS
 
 
+def fixture_digests(fixtures: Path) -> dict:
+    """sha256 of the fixture files the model is made of (the test checks it uses the same set)."""
+    import hashlib
+
+    names = ("tasks/classification_rvm.weights.safetensors", "rvm/npz_conversion.npz")
+    return {name: hashlib.sha256((fixtures / name).read_bytes()).hexdigest() for name in names}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, required=True)
@@ -61,7 +69,8 @@ def main() -> int:
               str(args.out / "classification_rvm.safetensors"))
     (args.out / "classification_rvm.json").write_text(json.dumps(
         {"reference": "tue-mps/towards-video-image-frozen", "clip": CLIP.name, "fps": FPS, "size": side,
-         "model": "fixtures tasks/classification_rvm on rvm/npz_conversion", "frames": len(logits)}, indent=2) + "\n")
+         "model": "fixtures tasks/classification_rvm on rvm/npz_conversion", "frames": len(logits),
+         "fixtures_sha256": fixture_digests(args.fixtures)}, indent=2) + "\n")
     print(f"{len(logits)} frames at {FPS} fps (every {step}th of the clip): logits {tuple(logits.shape)}")
     return 0
 
