@@ -261,9 +261,9 @@ def core_state(state: dict) -> dict:
     return {**core, "output_norm.weight": torch.ones(dim), "output_norm.bias": torch.zeros(dim)}
 
 
-def core_settings(arrays: dict[str, np.ndarray], state: dict) -> dict:
-    """Our `rvm` core's keywords: width, depth, heads (from the `.npz` head axis), MLP ratio."""
-    core = core_state(state)
+def core_settings(arrays: dict[str, np.ndarray], core: dict) -> dict:
+    """Our `rvm` core's keywords for its weights `core` (`core_state`): width, depth, heads (from
+    the `.npz` head axis), MLP ratio."""
     dim = int(core["input_update.weight"].shape[0])
     heads = int(arrays["rnn_core/transformer/xa_blocks_0/attention/query/kernel"].shape[1])
     layers = 1 + max(int(k.split(".")[2]) for k in core if k.startswith("transformer.layers."))
@@ -291,21 +291,22 @@ def convert(npz: str | Path, out: str | Path, size: str | None = None) -> Path:
     try:
         heads = int(arrays["encoder/layers_0/attention/query/kernel"].shape[1])
         vit = vit_model({k: v for k, v in state.items() if not k.startswith("rvm_core.")}, heads)
-        core = core_settings(arrays, state)
+        weights = core_state(state)
+        core = core_settings(arrays, weights)
     except KeyError as exc:
         raise UsageError(f"{npz}: not an RVM checkpoint: no {exc.args[0]}") from None
     found = {"dim": vit.config.hidden_size, "vit_layers": vit.config.num_hidden_layers,
              "vit_heads": heads, "core_layers": core["layers"], "core_heads": core["heads"]}
     if size is not None and SIZES[size] != found:
         raise UsageError(f"{npz}: --size {size} is {SIZES[size]}, the file holds {found}")
-    core_model(core, core_state(state))  # refuses a core whose weights do not fit
+    core_model(core, weights)  # refuses a core whose weights do not fit
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vit.save_pretrained(out)
     (out / "preprocessor_config.json").write_text(json.dumps(
         {"image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0], "rescale_factor": 1 / 255,
          "note": "RVM reads pixels as uint8 / 255 with no mean or std (ZERO_ONE)"}, indent=2))
-    save_file({k: v.contiguous() for k, v in core_state(state).items()}, str(out / CORE_FILE))
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(out / CORE_FILE))
     with open(npz, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     (out / INFO_FILE).write_text(json.dumps({"source": str(npz), "sha256": digest, "size": size, **found,
