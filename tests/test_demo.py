@@ -61,3 +61,32 @@ def test_command_line_help_and_errors(tmp_path):
     odd = subprocess.run(exe + ["demo", "--out", str(tmp_path), "--size", "100", "--quiet"], capture_output=True,
                          text=True)
     assert odd.returncode == 2 and "multiple of 32" in odd.stderr
+
+
+def test_quick_and_full_presets_and_flags_beside_them(tmp_path, monkeypatch):
+    import dataclasses
+
+    import stillmotion.demo
+    from stillmotion.cli import DEMO_FULL, DEMO_QUICK
+    from stillmotion.data.synthetic import MotionTaskConfig
+    from stillmotion.demo import DemoConfig
+
+    task_names = ("frames", "size", "train_per_class", "val_per_class", "test_per_class")
+    defaults = {name: getattr(MotionTaskConfig(), name) for name in task_names}
+    assert DEMO_FULL == {**defaults, "epochs": DemoConfig().epochs}  # the full preset is the library's default
+    seen = []
+
+    def fake_run_demo(out, cfg, progress=True):
+        seen.append(cfg)
+        (tmp_path / "report.md").write_text("table")
+        return {"total_seconds": 0.0}
+
+    monkeypatch.setattr(stillmotion.demo, "run_demo", fake_run_demo)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--epochs", "5", "--size", "96"]) == 0
+    full, quick, mixed = ({**dataclasses.asdict(c.task), "epochs": c.epochs} for c in seen)
+    assert {k: full[k] for k in DEMO_FULL} == DEMO_FULL
+    assert {k: quick[k] for k in DEMO_QUICK} == DEMO_QUICK == {
+        "epochs": 2, "frames": 6, "size": 64, "train_per_class": 6, "val_per_class": 2, "test_per_class": 2}
+    assert {k: mixed[k] for k in DEMO_QUICK} == {**DEMO_QUICK, "epochs": 5, "size": 96}
