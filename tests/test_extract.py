@@ -8,6 +8,7 @@ from stillmotion.cache.extract import ExtractConfig, cache_meta, extract
 from stillmotion.cache.pool import pool_tokens
 from stillmotion.cache.views import ViewMaker, ViewParams, augment, view_params
 from stillmotion.data import Sample
+from stillmotion.errors import UsageError
 from stillmotion.video import read_frames, transforms as Tr, write_video
 
 
@@ -60,6 +61,10 @@ def test_frame_positions_follow_fps_and_start_end(tmp_path):
     assert frame_positions(Sample("v", path), 20).tolist() == [i // 2 for i in range(40)]
     assert frame_positions(Sample("v", path, start=0.5, end=1.0), None).tolist() == [5, 6, 7, 8, 9]
     assert frame_positions(Sample("v", path, start=0.5, end=1.5), 5).tolist() == [5, 7, 9, 11, 13]
+    # paper 000's stride: every round(10/4)=2nd frame (5 a second), from the first of the span
+    assert frame_positions(Sample("v", path), 4, "stride").tolist() == list(range(0, 20, 2))
+    assert frame_positions(Sample("v", path), 4).tolist() == [0, 2, 5, 7, 10, 12, 15, 17]
+    assert frame_positions(Sample("v", path, start=0.5, end=1.5), 3, "stride").tolist() == [5, 8, 11, 14]
     from stillmotion.video import VideoDecodeError
 
     with pytest.raises(VideoDecodeError,
@@ -101,6 +106,27 @@ def test_a_cache_of_other_settings_is_refused_naming_them(tmp_path, encoder64):
     with pytest.raises(CacheMismatchError,
                        match=r"(?s)dtype: cache has 'float16', asked for 'int8'.*views: cache has 1, asked for 3"):
         TokenStore(tmp_path, cache_meta(encoder64, ExtractConfig(dtype="int8", views=2)))
+    assert "resample" not in cache_meta(encoder64, ExtractConfig(fps=5))  # caches made by time keep their meta
+    assert "resample" not in cache_meta(encoder64, ExtractConfig(rule="stride"))  # no fps: every frame either way
+    TokenStore(tmp_path / "t", cache_meta(encoder64, ExtractConfig(fps=5)))
+    with pytest.raises(CacheMismatchError, match="resample: cache has 'time', asked for 'stride'"):
+        TokenStore(tmp_path / "t", cache_meta(encoder64, ExtractConfig(fps=5, rule="stride")))
+    TokenStore(tmp_path / "s", cache_meta(encoder64, ExtractConfig(fps=5, rule="stride")))
+    with pytest.raises(CacheMismatchError, match="resample: cache has 'stride', asked for 'time'"):
+        TokenStore(tmp_path / "s", cache_meta(encoder64, ExtractConfig(fps=5)))
+    with pytest.raises(UsageError, match=r"resample rule must be one of \('time', 'stride'\), got 'nearest'"):
+        ExtractConfig(fps=5, rule="nearest")
+
+
+def test_a_stride_cache_holds_every_round_native_over_fps_th_frame(tmp_path, encoder64, real_clips):
+    clip = real_clips / "clip_h264_340x256_30fps.mp4"
+    cfg = ExtractConfig(fps=12, rule="stride", dtype="float32", workers=0)
+    store = TokenStore(tmp_path / "c", cache_meta(encoder64, cfg))
+    extract([Sample("clip", str(clip))], encoder64, store, cfg, progress=False)
+    positions = store.frame_indices("clip")
+    assert positions.tolist() == list(range(0, len(read_frames(clip)), 2))  # 30 -> 12: every 2nd frame (15 a second)
+    alone = encoder64.encode_frames(read_frames(clip, positions))
+    assert torch.allclose(torch.from_numpy(store.read("clip")), alone, atol=1e-4)
 
 
 def test_sample_ids_must_be_unique(tmp_path, encoder64):

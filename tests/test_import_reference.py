@@ -435,9 +435,10 @@ def test_readouts_wider_than_the_tokens_import_as_the_reference_runs_them(name, 
 
 def test_streaming_a_real_clip_gives_the_reference_scripts_outputs_from_pixels(tmp_path, capsys):
     """`stillmotion stream` with an imported `--arch rvm` model on a real 30 fps clip: the run's
-    rate (6 fps) and the reference's pixels give the per-frame class probabilities the reference's
-    own SSv2 pipeline gives (tests/data/reference-stream, made by tools/reference_stream_fixture.py
-    from the same fixtures at their 48 px)."""
+    rate (6 fps; then 12, where the reference's frame step is not 30/12) and the reference's pixels
+    give the per-frame class probabilities the reference's own SSv2 pipeline gives
+    (tests/data/reference-stream, made by tools/reference_stream_fixture.py from the same fixtures
+    at their 48 px)."""
     import hashlib
 
     from safetensors.torch import load_file
@@ -460,14 +461,19 @@ def test_streaming_a_real_clip_gives_the_reference_scripts_outputs_from_pixels(t
     assert main(["import-reference", ckpt, "--arch", "rvm", "--task", "ssv2", "--size", "large", "--rvm",
                  str(tmp_path / "rvm"), "--readout-heads", heads, "--out", str(tmp_path / "run")]) == 0
     config = checkpoint.resolve(tmp_path / "run") / "config.yaml"
-    assert "resize: reference" in config.read_text() and "fps: 6.0" in config.read_text()
+    assert all(f"{line}\n" in config.read_text() for line in ("resize: reference", "fps: 6.0", "resample: stride"))
     config.write_text(config.read_text().replace("size: 224", f"size: {meta['sizes']['image']}"))  # the tiny model's
     capsys.readouterr()
     clip = data_dir / "real-clips" / "clip_h264_340x256_30fps.mp4"
     assert main(["stream", str(clip), "--model", str(tmp_path / "run"), "--jsonl", str(tmp_path / "s.jsonl"),
                  "--quiet"]) == 0
-    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
-    probs = torch.softmax(expected["logits"], -1)
-    assert len(rows) == len(probs)  # 6 of the clip's 30 frames a second, as the reference samples it
-    for row, p in zip(rows, probs):
-        assert all(abs(prob - p[int(name.split("_")[1])].item()) < 1e-4 for name, prob in row["top"])
+    for fps, suffix in ((None, ""), ("12", "_12fps")):  # the run's 6 fps; 12, the pt/scannet/nuscenes rate
+        rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+        probs = torch.softmax(expected[f"logits{suffix}"], -1)
+        # 6 of the clip's 30 frames a second; at 12 fps every round(30/12) = 2nd frame, as the reference steps
+        assert len(rows) == len(probs) == len(expected[f"indices{suffix}"])
+        for row, p in zip(rows, probs):
+            assert all(abs(prob - p[int(name.split("_")[1])].item()) < 1e-4 for name, prob in row["top"])
+        if fps is None:
+            assert main(["stream", str(clip), "--model", str(tmp_path / "run"), "--jsonl", str(tmp_path / "s.jsonl"),
+                         "--fps", "12", "--quiet"]) == 0

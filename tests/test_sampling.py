@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from stillmotion.errors import UsageError
 from stillmotion.video import sampling as S
 
 
@@ -86,3 +87,18 @@ def test_resample_to_a_target_fps():
     assert S.resample(times, 60).tolist() == [i // 2 for i in range(60)]
     vfr = np.array([0.0, 0.1, 0.5, 0.55, 1.0])  # shown until 1.25 s
     assert S.resample(vfr, 4).tolist() == [0, 1, 2, 3, 4]  # ticks 0, .25, .5, .75, 1.0
+
+
+def test_stride_steps_as_paper_000s_inference_scripts():
+    # round(native / fps), Python's round (2.5 -> 2), at least 1
+    assert [S.stride(30, 12), S.stride(25, 12), S.stride(30, 6), S.stride(30, 5)] == [2, 2, 5, 6]
+    assert S.stride(29.97, 12) == 2
+    assert S.stride(30, 60) == 1 and S.stride(30, 8.6) == 3 and S.stride(30, 8.5) == 4
+    times = np.arange(30) / 30.0
+    assert S.resample_positions(times, 12, "stride", 30.0).tolist() == list(range(0, 30, 2))  # 15 a second
+    assert S.resample_positions(times, 12, "time", 30.0).tolist() == S.resample(times, 12).tolist()
+    assert S.resample(times, 12).tolist() == [0, 2, 5, 7, 10, 12, 15, 17, 20, 22, 25, 27]  # the other rule: 12 a second
+    with pytest.raises(UsageError, match="resample rule must be one of"):
+        S.resample_positions(times, 12, "nearest", 30.0)
+    with pytest.raises(UsageError, match="fps must be > 0"):
+        S.stride(30, 0)

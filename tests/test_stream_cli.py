@@ -16,6 +16,7 @@ from test_streaming import make_run
 
 from stillmotion.cli import main
 from stillmotion.data.annotations import save_annotations
+from stillmotion.errors import UsageError
 from stillmotion.model import load_model
 from stillmotion.stream import Streamer
 from stillmotion.stream.run import first_query, run_stream
@@ -186,6 +187,20 @@ def test_fps_resamples_a_video_by_its_timestamps(video):
     assert [f.index for f in frames] == [0, 1, 2, 3, 4] and [f.time for f in frames] == pytest.approx(
         [0, 0.2, 0.4, 0.6, 0.8])
     assert np.array_equal(frames[1].image, read_frames(video, [2])[0])
+
+
+def test_stride_keeps_every_round_native_over_fps_th_frame_as_paper_000(real_clips):
+    clip = real_clips / "clip_h264_340x256_30fps.mp4"
+    every = read_frames(clip)
+    source = open_source(clip, fps=12, rule="stride")  # round(30 / 12) = 2: 15 frames a second
+    frames = list(source)
+    assert source.fps == 15.0 and len(frames) == (len(every) + 1) // 2
+    assert [f.time for f in frames[:3]] == pytest.approx([0, 2 / 30, 4 / 30], abs=1e-3)
+    assert all(np.array_equal(f.image, every[2 * i]) for i, f in enumerate(frames))
+    by_time = list(open_source(clip, fps=12))  # the other rule: 12 a second, the frame on screen at each tick
+    assert open_source(clip, fps=12).fps == 12 and len(by_time) < len(frames)
+    with pytest.raises(UsageError, match="--resample must be one of"):
+        open_source(clip, fps=12, rule="nearest")
 
 
 def test_realtime_drops_what_the_model_cannot_keep_up_with(runs, tmp_path, capsys):

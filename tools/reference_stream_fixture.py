@@ -2,8 +2,10 @@
 through a tiny `--arch rvm` classification model (the fixtures' RVM backbone and readout,
 ../shared/data/reference-models), as its SSv2 inference script does: `load_video_frames` at 6 fps
 (decord; float, plain bilinear; RVM's 0..1 pixels) at the fixture's 48 px, then the wrapper's
-per-frame logits. Nothing of the reference is copied; a checkout is given by --reference, decord
-must be importable and `mamba_ssm` only needs to import (the classification path never runs it).
+per-frame logits; and the same at 12 fps, the rate of the pt/scannet/nuscenes scripts, where the
+reference's frame step round(30/12) = 2 gives 15 frames a second (`logits_12fps`). Nothing of the
+reference is copied; a checkout is given by --reference, decord must be importable and `mamba_ssm`
+only needs to import (the classification path never runs it).
 
     PYTHONPATH=/tmp/shim:/tmp/decord_pkg python tools/reference_stream_fixture.py \\
         --reference ../towards-video-image-frozen --fixtures ../shared/data/reference-models
@@ -22,6 +24,7 @@ from safetensors.torch import load_file, save_file
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "tests/data/real-clips/clip_h264_340x256_30fps.mp4"
 FPS = 6  # the SSv2 script's TARGET_FPS
+FPS_12 = 12  # the TARGET_FPS of the pt, scannet and nuscenes scripts
 
 
 def fixture_digests(fixtures: Path) -> dict:
@@ -60,18 +63,21 @@ def main() -> int:
     model.eval()
     mean, std = normalization_for("rvm")
     side = meta["sizes"]["image"]
-    frames = load_video_frames(str(CLIP), None, FPS, side, mean=mean, std=std)  # every frame at 6 fps
-    with torch.no_grad():
-        logits = model(frames[None], reset_state=True)[0]  # (T, classes)
     reader = decord.VideoReader(str(CLIP))
-    step = max(1, int(round(reader.get_avg_fps() / FPS)))
-    save_file({"logits": logits.contiguous(), "indices": torch.arange(0, len(reader), step)},
-              str(args.out / "classification_rvm.safetensors"))
+    tensors = {}
+    for fps, suffix in ((FPS, ""), (FPS_12, "_12fps")):
+        frames = load_video_frames(str(CLIP), None, fps, side, mean=mean, std=std)  # every frame at fps
+        with torch.no_grad():
+            tensors[f"logits{suffix}"] = model(frames[None], reset_state=True)[0].contiguous()  # (T, classes)
+        step = max(1, int(round(reader.get_avg_fps() / fps)))
+        tensors[f"indices{suffix}"] = torch.arange(0, len(reader), step)
+        print(f"{len(frames)} frames at {fps} fps (every {step}th frame of the clip)")
+    save_file(tensors, str(args.out / "classification_rvm.safetensors"))
     (args.out / "classification_rvm.json").write_text(json.dumps(
         {"reference": "tue-mps/towards-video-image-frozen", "clip": CLIP.name, "fps": FPS, "size": side,
-         "model": "fixtures tasks/classification_rvm on rvm/npz_conversion", "frames": len(logits),
+         "fps_12": FPS_12,
+         "model": "fixtures tasks/classification_rvm on rvm/npz_conversion", "frames": len(tensors["logits"]),
          "fixtures_sha256": fixture_digests(args.fixtures)}, indent=2) + "\n")
-    print(f"{len(logits)} frames at {FPS} fps (every {step}th of the clip): logits {tuple(logits.shape)}")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from stillmotion.errors import UsageError
 from stillmotion.failures import EXIT_SOME_FAILED, write_failures
 from stillmotion.video.errors import VideoDecodeError
+from stillmotion.video.sampling import RESAMPLE_RULES
 
 # The demo's settings: the full task (`make demo`, the README's figures) and --quick, the same
 # pipeline on a small task in under a minute on 2 cores (the wheel test's; accuracy near chance).
@@ -99,7 +100,8 @@ def _extract(args: argparse.Namespace) -> int:
         device = torch.device("cuda", here.local_rank)
     workers = default_workers(device) if args.workers is None else args.workers
     threads = runtime.set_threads(args.threads) if device.type == "cpu" else torch.get_num_threads()
-    cfg = ExtractConfig(fps=args.fps, views=args.views, pool_space=args.pool_space, pool_channels=args.pool_channels,
+    cfg = ExtractConfig(fps=args.fps, rule=args.resample, views=args.views,
+                        pool_space=args.pool_space, pool_channels=args.pool_channels,
                         dtype=_DTYPE_NAMES[args.dtype], seed=args.seed,
                         batch_frames=args.batch_frames or default_batch(device),
                         workers=workers, compile=args.compile)
@@ -180,7 +182,8 @@ def _stream(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, device=args.device, step=args.step)
     # the run's own rate (what it was trained or released at) unless --fps says otherwise
     fps = loaded.cfg.data.fps if args.fps is None else None if args.fps == "source" else args.fps
-    report = run_stream(loaded, args.source, out=args.out, jsonl=args.jsonl, fps=fps, realtime=args.realtime,
+    rule = args.resample or loaded.cfg.data.resample
+    report = run_stream(loaded, args.source, out=args.out, jsonl=args.jsonl, fps=fps, rule=rule, realtime=args.realtime,
                         queries=args.queries, progress=not args.quiet)
     print(report.format())
     for path, what in ((report.out, "annotated video"), (report.jsonl, "per-frame outputs")):
@@ -479,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "inference: float, plain bilinear); recorded in the cache")
     ext.add_argument("--fps", type=float,
                      help="resample every video to this many frames per second (default: keep every frame)")
+    ext.add_argument("--resample", choices=RESAMPLE_RULES, default="time", help="how --fps is reached: time (the "
+                     "frame on screen at each 1/fps tick; default) or stride (every round(native/fps)-th frame, "
+                     "as paper 000's inference scripts); recorded in the cache")
     ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "
                      "besides the plain view 0 (default: %(default)s)")
     ext.add_argument("--pool-space", type=_positive, metavar="S", help="average-pool each frame's token grid to S x S")
@@ -546,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--fps", type=_rate, help="resample the source to this many frames per second; `source` keeps its "
                     "own rate (an image folder: 30). Default: the run's data.fps (an imported release's: its task's "
                     "rate), else the source's")
+    st.add_argument("--resample", choices=RESAMPLE_RULES, help="how a video reaches that rate: time (the frame on "
+                    "screen at each 1/fps tick) or stride (every round(native/fps)-th frame, as paper 000's inference "
+                    "scripts). Default: the run's data.resample (an imported release's: stride)")
     st.add_argument("--realtime", action="store_true", help="decode in a thread at the source's pace and always answer "
                     "the newest frame, dropping the frames the model cannot keep up with (counted)")
     st.add_argument("--queries", help="boxes / points: a JSON file {\"box\": [x0, y0, x1, y1]} or {\"points\": "

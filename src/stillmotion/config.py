@@ -45,6 +45,7 @@ class DataConfig:
     tokens: str = "patches"  # patches | all (the class token and registers kept in front: paper 000's models)
     layers: int = 1  # K blocks' outputs, evenly spaced to the last, mixed by a trained LayerMix (paper 000: 4)
     fps: Optional[float] = None  # resample videos to this rate before encoding; None keeps every frame
+    resample: str = "time"  # how: time (frame on screen each 1/fps) | stride (every round(native/fps)-th: paper 000)
     resize: str = "antialias"  # frames to the square input: antialias (ours) | reference (paper 000's inference)
     views: int = 0  # augmented views cached per video besides the plain one
     pool_space: Optional[int] = None  # average-pool each frame's token grid to s x s (AdViSe's SFU)
@@ -127,6 +128,7 @@ _CHOICES = {
     "data.dtype": ("float16", "float32", "int8"),
     "data.tokens": ("patches", "all"),
     "data.resize": ("antialias", "reference"),  # video.transforms.RESIZES
+    "data.resample": ("time", "stride"),  # video.sampling.RESAMPLE_RULES
     "temporal.input": ("tokens", "diff", "both"),
     "task.tower": ("frozen", "harvest"),
 }

@@ -25,24 +25,27 @@ from stillmotion.data.manifest import Sample
 from stillmotion.video.decode import probe, read_frames
 from stillmotion.video.errors import VideoDecodeError
 from stillmotion.video.index import frame_index
-from stillmotion.video.sampling import resample
+from stillmotion.video.sampling import resample_positions
 
 
 @dataclass(frozen=True)
 class DecodeSpec:
     size: int  # the encoder's input size S
     fps: float | None = None  # resample to this rate; None keeps every frame
+    rule: str = "time"  # how (video.sampling.RESAMPLE_RULES)
     views: int = 0  # augmented views besides view 0
     seed: int = 0  # draws the augmented views
     resize: str = "antialias"  # how view 0 is made (video.transforms.RESIZES)
 
 
-def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
+def frame_positions(sample: Sample, fps: float | None, rule: str = "time") -> np.ndarray | None:
     """Source frame positions to encode: those shown between the sample's start and end (seconds,
-    when given), resampled to `fps` when given; None means every frame."""
+    when given), brought to `fps` when given by `rule` (video.sampling.RESAMPLE_RULES: "stride"
+    steps from the first frame of that span); None means every frame."""
     if fps is None and sample.start is None and sample.end is None:
         return None
-    times = frame_index(sample.path).times(probe(sample.path).fps)
+    info = probe(sample.path)
+    times = frame_index(sample.path).times(info.fps)
     start = -np.inf if sample.start is None else sample.start
     end = np.inf if sample.end is None else sample.end
     positions = np.flatnonzero((times >= start - 1e-9) & (times < end - 1e-9))
@@ -50,7 +53,7 @@ def frame_positions(sample: Sample, fps: float | None) -> np.ndarray | None:
         raise VideoDecodeError(sample.path, f"no frame lies between start={sample.start} and end={sample.end} s "
                                f"(the video lasts {times[-1]:.2f} s)",
                                "fix the start/end of this sample in the manifest")
-    return positions if fps is None else positions[resample(times[positions], fps)]
+    return positions if fps is None else positions[resample_positions(times[positions], fps, rule, info.fps)]
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Decoded:
 def decode_video(sample: Sample, spec: DecodeSpec) -> Decoded:
     """Runs in a worker: decode a video's frames straight into its views' crops."""
     try:
-        positions = frame_positions(sample, spec.fps)
+        positions = frame_positions(sample, spec.fps, spec.rule)
         maker = ViewMaker(spec.size, spec.views, spec.seed, sample.id, spec.resize)
         if positions is None:
             crops = read_frames(sample.path, transform=maker)

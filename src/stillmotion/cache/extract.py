@@ -28,11 +28,13 @@ from stillmotion.data.manifest import Sample
 from stillmotion.encoders.base import FrozenEncoder
 from stillmotion.errors import UsageError
 from stillmotion.runtime import cores, keep_freed_memory
+from stillmotion.video.sampling import RESAMPLE_RULES
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     fps: float | None = None  # resample every video to this rate; None keeps every frame
+    rule: str = "time"  # how: by timestamp or paper 000's frame stride (video.sampling.RESAMPLE_RULES)
     views: int = 0  # augmented views per video besides the plain view 0
     pool_space: int | None = None  # average-pool the token grid to s x s
     pool_channels: int | None = None  # average-pool the token width to c
@@ -48,6 +50,8 @@ class ExtractConfig:
             raise UsageError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.fps is not None and self.fps <= 0:
             raise UsageError(f"fps must be > 0, got {self.fps}")
+        if self.rule not in RESAMPLE_RULES:
+            raise UsageError(f"the resample rule must be one of {RESAMPLE_RULES}, got {self.rule!r}")
         for name in ("views", "workers"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -82,6 +86,8 @@ def cache_meta(encoder: FrozenEncoder, cfg: ExtractConfig = ExtractConfig()) -> 
     }
     if cfg.views:
         meta["view_seed"] = cfg.seed
+    if cfg.fps is not None and cfg.rule != "time":  # caches made by timestamp keep their meta
+        meta["resample"] = cfg.rule
     return meta
 
 
@@ -156,7 +162,7 @@ def extract(samples: list[Sample], encoder: FrozenEncoder, store: TokenStore, cf
     own_pool = pool is None
     pool = decode_pool(cfg.workers if todo else 0) if own_pool else pool
     try:
-        spec = DecodeSpec(encoder.image_size, cfg.fps, cfg.views, cfg.seed, encoder.resize)
+        spec = DecodeSpec(encoder.image_size, cfg.fps, cfg.rule, cfg.views, cfg.seed, encoder.resize)
         for item in decoded(pool, todo, spec, ahead):
             if item.error is not None:
                 store.record_failure(item.sample.id, item.sample.path, item.error)

@@ -28,7 +28,8 @@ from stillmotion.cache.quantize import dequantize_int8, quantize_int8
 from stillmotion.errors import UsageError
 
 DTYPES = ("float16", "float32", "int8")
-_DEFAULTS = {"dtype": "float16", "views": 1, "compute": "float32"}  # what a meta without these keys means
+# what a meta without these keys means
+_DEFAULTS = {"dtype": "float16", "views": 1, "compute": "float32", "resample": "time"}
 _NUMPY = {"float16": np.float16, "float32": np.float32}
 
 

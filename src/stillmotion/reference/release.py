@@ -160,7 +160,8 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
         raise ReferenceImportError(f"{len(classes)} class names given, the readout has {outputs} outputs")
     cfg = Config(
         data=DataConfig(train="", encoder=encoder or SIZES[size], size=image, tokens="all", layers=_layers(arch),
-                        fps=fps, frames=frames, resize="reference", clips_per_video=1, dtype="float16"),
+                        fps=fps, resample="stride", frames=frames, resize="reference", clips_per_video=1,
+                        dtype="float16"),
         temporal=TemporalConfig(name=name, size="small", kw=kw),
         head=HeadConfig(name="reference", box_format=box_format, **head),
         task=TaskConfig(name=ours, classes=classes or ([f"class_{i}" for i in range(outputs)] if outputs else None),

@@ -70,12 +70,12 @@ class StreamReport:
 
 
 def run_stream(loaded: LoadedModel, source: str | Path, out: str | Path | None = None,
-               jsonl: str | Path | None = None, fps: float | None = None, realtime: bool = False,
-               queries: str | Path | None = None, progress: bool = True) -> StreamReport:
-    """Stream `source` through `loaded`; `out`: an annotated .mp4, one frame per answered frame
-    (at the source's timing); `jsonl`: one JSON line per frame. What was written before an error
-    or an interrupt is kept."""
-    frames = open_source(source, fps)
+               jsonl: str | Path | None = None, fps: float | None = None, rule: str = "time",
+               realtime: bool = False, queries: str | Path | None = None, progress: bool = True) -> StreamReport:
+    """Stream `source` through `loaded`, brought to `fps` by `rule` (stream.sources); `out`: an
+    annotated .mp4, one frame per answered frame (at the source's timing); `jsonl`: one JSON line
+    per frame. What was written before an error or an interrupt is kept."""
+    frames = open_source(source, fps, rule)
     feed = Realtime(frames) if realtime else Prefetch(frames)
     report = StreamReport(str(source), loaded.kind, out=str(out) if out else None, jsonl=str(jsonl) if jsonl else None)
     streamer, painter = Streamer(loaded), Painter(loaded.kind) if out else None

@@ -7,8 +7,10 @@ SPEC may be
 - a camera: `/dev/videoN`, read through FFmpeg's v4l2 input;
 - a URL FFmpeg reads: `rtsp://`, `http(s)://`, `file:`, ...
 
-`fps` resamples a video, camera or URL to that many frames per second by timestamp (a frame
-is kept when its time reaches the next slot); for an image folder it sets the frames' times.
+`fps` resamples a video, camera or URL to that many frames per second, by `rule`: "time" keeps a
+frame when its time reaches the next 1/fps slot; "stride" keeps every round(native/fps)-th decoded
+frame from the first, as paper 000's inference scripts (video.sampling.stride; the source's `fps`
+is then native/step). For an image folder `fps` sets the frames' times.
 Frames are uint8 RGB (H, W, 3), turned upright when the video carries a rotation. A source
 that cannot be opened raises `VideoDecodeError` naming it; an image that cannot be read is
 skipped and counted in `unreadable`.
@@ -36,6 +38,7 @@ from stillmotion.errors import UsageError
 from stillmotion.video.container import open_video
 from stillmotion.video.decode import _rgb
 from stillmotion.video.errors import VideoDecodeError
+from stillmotion.video.sampling import RESAMPLE_RULES, stride
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 #: frame rate given to an image folder when none is asked for
@@ -88,12 +91,14 @@ class ImageFolder(FrameSource):
 class Decoded(FrameSource):
     """A video file, camera or URL through PyAV."""
 
-    def __init__(self, spec: str, fps: float | None):
+    def __init__(self, spec: str, fps: float | None, rule: str = "time"):
         self.container = _open(spec, fps)
         stream = self.container.streams.video[0]
         native = float(stream.average_rate or stream.guessed_rate or 0.0) or 30.0
-        super().__init__(spec, fps or native)
-        self.resample = fps
+        stepping = bool(fps) and rule == "stride"
+        self.step = stride(native, fps) if stepping else 1  # keep every step-th decoded frame
+        super().__init__(spec, native / self.step if stepping else fps or native)
+        self.resample = None if stepping else fps  # or one per 1/fps slot
         # one decoder thread: frame threading adds frames of delay and fights the model for the cores
         stream.codec_context.thread_count = 1
 
@@ -113,7 +118,7 @@ class Decoded(FrameSource):
             first = seconds if first is None else first
             seconds -= first
             position += 1
-            if self.resample and seconds + 1e-6 < slot:
+            if (position - 1) % self.step or (self.resample and seconds + 1e-6 < slot):
                 continue
             slot = (np.floor(seconds * self.resample + 1e-6) + 1) / self.resample if self.resample else 0.0
             image = _rgb(frame)
@@ -145,14 +150,16 @@ def _av_open(spec: str, fmt: str | None, options: dict, hint: str) -> av.contain
     return container
 
 
-def open_source(spec: str | Path, fps: float | None = None) -> FrameSource:
+def open_source(spec: str | Path, fps: float | None = None, rule: str = "time") -> FrameSource:
     """The frames of a video file, image folder, camera (/dev/videoN) or URL (see the module)."""
     if fps is not None and fps <= 0:
         raise UsageError(f"--fps must be positive, got {fps}")
+    if rule not in RESAMPLE_RULES:
+        raise UsageError(f"--resample must be one of {RESAMPLE_RULES}, got {rule!r}")
     path = Path(spec)
     if path.is_dir():
         return ImageFolder(path, fps)
-    return Decoded(str(spec), fps)
+    return Decoded(str(spec), fps, rule)
 
 
 class Realtime:

@@ -75,10 +75,10 @@ class PixelClips(Dataset):
                 **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 
 
-def video_rows(sample: Sample, fps: float | None) -> np.ndarray:
-    """The source frame of each row of a video at `fps` (every frame when None): the rows the
-    cache stores, so online clips match cached ones."""
-    positions = frame_positions(sample, fps)
+def video_rows(sample: Sample, fps: float | None, rule: str = "time") -> np.ndarray:
+    """The source frame of each row of a video at `fps` (every frame when None) reached by `rule`:
+    the rows the cache stores, so online clips match cached ones."""
+    positions = frame_positions(sample, fps, rule)
     return np.arange(probe(sample.path).num_frames) if positions is None else positions
 
 

@@ -44,7 +44,7 @@ class ClipSource:
             self.rows: dict[str, np.ndarray] = {}
             for sample in self.samples.values():
                 try:
-                    self.rows[sample.id] = video_rows(sample, d.fps)
+                    self.rows[sample.id] = video_rows(sample, d.fps, d.resample)
                 except Exception as exc:  # noqa: BLE001 - a bad file is skipped and reported
                     self.failed.append((sample.path, f"{type(exc).__name__}: {exc}"))
             self.sources = self.rows
@@ -57,8 +57,8 @@ class ClipSource:
     def _extract(self, path: Path, progress: bool) -> TokenStore:
         d = self.cfg.data
         # views are drawn with `extract`'s default seed, so runs with any train.seed share one cache
-        ecfg = ExtractConfig(fps=d.fps, views=d.views, pool_space=d.pool_space, pool_channels=d.pool_channels,
-                             dtype=d.dtype)
+        ecfg = ExtractConfig(fps=d.fps, rule=d.resample, views=d.views, pool_space=d.pool_space,
+                             pool_channels=d.pool_channels, dtype=d.dtype)
         store = TokenStore(path, cache_meta(self.encoder, ecfg))
         if self.here.is_main:
             store.remove_partial()

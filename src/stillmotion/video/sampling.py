@@ -7,7 +7,8 @@ these).
 - windows: `random_window`, `consecutive` (rows from a start, cut at the end), `spaced_starts`
   (evaluation's evenly spaced starts);
 - pretexts: `playback_rate` (AdViSe's PRP), `arrow_of_time`;
-- `resample`: positions that play a video at another frame rate.
+- `resample`: positions that play a video at another frame rate (by timestamp), `stride`: every
+  round(native / fps)-th frame instead, as paper 000's inference scripts step (RESAMPLE_RULES).
 
 Samplers return frame positions (int64 arrays, or tuples of rows) for `read_frames` and the
 token cache. When a video is shorter than the span a sampler needs, `policy` decides: "pad"
@@ -24,6 +25,10 @@ import numpy as np
 from stillmotion.errors import UsageError
 
 POLICIES = ("pad", "reject")
+#: how a video is brought to a frame rate: "time" (`resample`: the frame on screen at each 1/fps
+#: tick, the rate exactly fps) or "stride" (`stride`: every round(native/fps)-th frame from the
+#: first, paper 000's `load_video_frames`; 30 fps to 12 keeps every 2nd frame, i.e. 15 a second)
+RESAMPLE_RULES = ("time", "stride")
 
 
 class ClipTooShortError(UsageError):
@@ -141,3 +146,21 @@ def resample(times: np.ndarray, fps: float) -> np.ndarray:
     end = times[-1] + (times[-1] - times[0]) / max(len(times) - 1, 1)  # the last frame's end
     ticks = times[0] + np.arange(int(np.floor((end - times[0]) * fps - 1e-9)) + 1) / fps
     return np.searchsorted(times, ticks + 1e-9, side="right").astype(np.int64) - 1
+
+
+def stride(native_fps: float, fps: float) -> int:
+    """The frame step paper 000's inference scripts take to bring `native_fps` to `fps`:
+    round(native / fps) (Python's round: 2.5 -> 2), at least 1."""
+    if fps <= 0:
+        raise UsageError(f"fps must be > 0, got {fps}")
+    return max(1, int(round(native_fps / fps)))
+
+
+def resample_positions(times: np.ndarray, fps: float, rule: str, native_fps: float) -> np.ndarray:
+    """Positions of the frames shown at `times` (seconds, increasing) brought to `fps` by `rule`
+    (RESAMPLE_RULES): "time" is `resample`, "stride" every `stride(native_fps, fps)`-th from the first."""
+    if rule == "time":
+        return resample(times, fps)
+    if rule != "stride":
+        raise UsageError(f"resample rule must be one of {RESAMPLE_RULES}, got {rule!r}")
+    return np.arange(0, len(times), stride(native_fps, fps), dtype=np.int64)
