@@ -400,10 +400,12 @@ def test_a_checkpoint_holding_the_frozen_dinov3_vit_needs_no_download(tmp_path, 
     assert not (tmp_path / "run2" / "encoder").exists()
 
 
-@pytest.mark.parametrize("name,task", [("tracking", "waymo"), ("points", "pt"), ("pose", "nuscenes")])
+@pytest.mark.parametrize("name,task", [("tracking", "waymo"), ("points", "pt"), ("pose", "nuscenes"),
+                                       ("depth", "scannet"), ("classification", "ssv2")])
 def test_readouts_wider_than_the_tokens_import_as_the_reference_runs_them(name, task, tmp_path):
-    """The small and base builds: `proj_to_readout` widens the core's tokens for the readout.
-    Fixtures made by the reference code itself (tools/reference_proj_fixtures.py)."""
+    """The small and base builds: `proj_to_readout` widens the core's tokens for the box, point
+    and pose readouts; the depth and class readouts' attention is wider than the tokens (1024 and
+    768 over a ViT-S). Fixtures made by the reference code itself (tools/reference_proj_fixtures.py)."""
     from safetensors.torch import load_file
 
     data = load_file(str(Path(__file__).parent / "data" / "reference-proj" / f"{name}.safetensors"))
@@ -414,8 +416,12 @@ def test_readouts_wider_than_the_tokens_import_as_the_reference_runs_them(name, 
     folder = import_reference(as_released(weights, tmp_path / "m.ckpt"), "dinov3_rvmrnn", task, "small",
                               tmp_path / "run", core_heads=sizes["heads"], readout_heads=sizes["heads"])
     cfg = checkpoint.load_config(folder)
-    assert cfg.head.readout_width == sizes["readout_width"]
-    model = model_for(cfg, OUR_TASKS[cfg.task.name].kind, 0, sizes["D"], (1, 1), layers=4, extra=5)
+    if name in ("depth", "classification"):  # no projection: the readout's attention has the width
+        assert cfg.head.readout_width is None and cfg.head.width == sizes["readout_width"]
+    else:
+        assert cfg.head.readout_width == sizes["readout_width"]
+    model = model_for(cfg, OUR_TASKS[cfg.task.name].kind, len(cfg.task.classes or ()), sizes["D"], (1, 1), layers=4,
+                      extra=5)
     model.load_state_dict(checkpoint.load_weights(folder))
     model.eval()
     tokens = data["input.tokens"]  # the core's input, as the reference's stub encoder gave it
@@ -429,6 +435,9 @@ def test_readouts_wider_than_the_tokens_import_as_the_reference_runs_them(name, 
             out = model.head.track(y, data["input.query_point"]).transpose(1, 2)  # (B, Q, T, 4)
             assert (out[:, :, 1:, :2] - data["output.pred_points"][:, :, 1:]).abs().max().item() < 1e-4
             assert (out[:, :, 1:, 2] - data["output.pred_visibility"][:, :, 1:]).abs().max().item() < 1e-4
+        elif name == "depth":
+            out = model.head(y.flatten(0, 1)).unflatten(0, y.shape[:2])  # (B, T, S, S), each frame alone
+            assert (out - data["output.pred_depth"]).abs().max().item() < 1e-4
         else:
             assert (model.per_frame(y) - data["output.output"]).abs().max().item() < 1e-4
 

@@ -1,8 +1,10 @@
 """Make the small `proj_to_readout` fixtures in tests/data/reference-proj by running paper 000's
 reference code (tue-mps/towards-video-image-frozen, a checkout given by --reference; nothing of it
 is copied here): its streaming box, point and pose wrappers with a readout wider than the tokens,
-as its scripts build the small and base models (READOUT_D_MODEL = 1024 over a ViT-S/B), on a
-tiny random GatedTransformerCore and tokens from a stub encoder.
+as its scripts build the small and base models (READOUT_D_MODEL = 1024 over a ViT-S/B), and its
+depth and classification wrappers with attention readouts wider than the tokens (depth's
+READOUT_D_MODEL = 1024, classification's READOUT_NUM_PARAMS = 768 over a ViT-S), on a tiny random
+GatedTransformerCore and tokens from a stub encoder.
 
     python tools/reference_proj_fixtures.py --reference ../towards-video-image-frozen
 
@@ -53,6 +55,8 @@ def main() -> int:
     from models.rvm_modules.rvm_blocks import GatedTransformerCore
     from models.rvm_modules.rvm_wrapper import (
         RVMStreamingCameraPoseWrapper,
+        RVMStreamingClassificationWrapper,
+        RVMStreamingDepthWrapper,
         RVMStreamingPointTrackingWrapper,
         RVMStreamingTrackingWrapper,
     )
@@ -73,6 +77,11 @@ def main() -> int:
                    {"query_point": torch.tensor([[[0.3, 0.6], [0.7, 0.2]]]), "query_frame": torch.zeros(1, 2).long()}),
         "pose": (lambda: RVMStreamingCameraPoseWrapper(stub, D, GatedTransformerCore(**core_kw), D,
                                                        readout_d_model=WIDTH, pose_mlp_hidden_dim=HIDDEN), {}),
+        "depth": (lambda: RVMStreamingDepthWrapper(stub, D, GatedTransformerCore(**core_kw), readout_d_model=WIDTH,
+                                                   readout_num_heads=HEADS, input_size=16, patch_h=8, patch_w=8), {}),
+        "classification": (lambda: RVMStreamingClassificationWrapper(stub, D, GatedTransformerCore(**core_kw),
+                                                                     num_classes=5, readout_num_params=WIDTH,
+                                                                     readout_num_heads=HEADS), {}),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     for seed, (name, (build, inputs)) in enumerate(builds.items()):
