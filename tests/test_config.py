@@ -49,6 +49,38 @@ def test_cli_reports_the_key_and_exits_2(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert "optim.lrr" in run.stderr and "c.yaml" in run.stderr
+    bad = _write(tmp_path, "data: [1\n  train: v/\n")  # not YAML: one line, where and what
+    run = subprocess.run([sys.executable, "-m", "stillmotion.cli", "train", str(bad), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert f"{bad}: not valid YAML at line 2, column 8: did not find expected ',' or ']'" in run.stderr
+
+
+def test_overrides_go_anywhere_on_the_command_line(tmp_path, capsys):
+    from stillmotion.cli import main
+
+    assert main(["train", "prp", "data.train=clips", "--out", str(tmp_path / "r"), "train.steps=7", "--print-config",
+                 "temporal.name=gru"]) == 0
+    printed = capsys.readouterr().out
+    assert "train: clips" in printed and "steps: 7" in printed and "name: gru" in printed
+    with pytest.raises(SystemExit) as exit_:  # what is not KEY=VALUE is still argparse's error
+        main(["train", "prp", "--out", str(tmp_path / "r"), "--stepz", "7"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --stepz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # commands without overrides take none
+        main(["configs", "list", "train.steps=7"])
+    assert "unrecognized arguments: train.steps=7" in capsys.readouterr().err
+
+
+def test_configs_list_gives_each_config_one_whole_sentence(capsys):
+    from stillmotion import configs
+    from stillmotion.cli import main
+
+    assert main(["configs", "list"]) == 0
+    listed = capsys.readouterr().out
+    for name in configs.names():
+        summary = configs.summary(name)
+        assert f"{name:<34} {summary}\n" in listed
+        assert summary.endswith(".") and len(summary) <= 110 and "aper 00" not in summary, (name, summary)
 
 
 def test_shipped_configs_load(tmp_path):

@@ -63,7 +63,7 @@ def test_unreadable_files_raise_a_named_error(tmp_path, kind, reader):
     call = {"probe": probe, "read_all": read_frames, "read_some": lambda p: read_frames(p, [0, 2])}[reader]
     with pytest.raises(VideoDecodeError, match=problem) as info:
         call(path)
-    assert str(path) in str(info.value)
+    assert str(path) in str(info.value) and "[Errno" not in str(info.value)  # FFmpeg's words, not its error number
 
 
 def test_truncated_stream_gives_its_good_frames_and_names_the_end(tmp_path):

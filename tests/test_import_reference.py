@@ -16,6 +16,7 @@ from test_reference import encoder_inputs, fixture
 
 from stillmotion.cli import main
 from stillmotion.data.manifest import Sample, write_manifest
+from stillmotion.errors import UsageError
 from stillmotion.heads.tracking import to_cxcywh, to_xyxy
 from stillmotion.model import checkpoint, model_for
 from stillmotion.reference.cores import CLASSES
@@ -119,8 +120,8 @@ def test_pixels_to_logits_through_an_imported_run_and_a_converted_vit(tmp_path, 
     vit.load_state_dict(to_transformers(vit_state), strict=True)
     vit.save_pretrained(tmp_path / "vit")
     trained = {k: v for k, v in weights.items() if not k.startswith("encoder.encoder.")}
-    names = tmp_path / "classes.txt"
-    names.write_text("\n".join(f"action {i}" for i in range(kwargs["num_classes"])))
+    names = tmp_path / "labels.json"  # as SSv2 ships its class names: {"name": "index"}, in any order
+    names.write_text(json.dumps({f"action {i}": str(i) for i in reversed(range(kwargs["num_classes"]))}))
     code = main(["import-reference", as_released(trained, tmp_path / "e2e.ckpt"), "--arch",
                  CLASSES[kwargs["sequential_core"]["class"]],
                  "--task", "ssv2", "--size", "small", "--out", str(tmp_path / "run"),
@@ -218,7 +219,8 @@ def test_objects_beside_the_weights_never_run_and_never_block_them(tmp_path):
 
 def test_unsafe_or_unfit_files_are_refused_without_unpickling(tmp_path):
     (tmp_path / "unsafe.ckpt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ReferenceImportError, match=r"unsafe\.ckpt: cannot be read as plain weights.*no pickled code"):
+    with pytest.raises(ReferenceImportError, match=r"unsafe\.ckpt: not a PyTorch checkpoint \(neither the zip archive "
+                       r"torch\.save writes nor a pickle; it starts with b'not a ch'\); give a Lightning \.ckpt"):
         read_state(tmp_path / "unsafe.ckpt")
     with pytest.raises(ReferenceImportError, match="checkpoint not found"):
         read_state(tmp_path / "missing.ckpt")
@@ -230,6 +232,48 @@ def test_unsafe_or_unfit_files_are_refused_without_unpickling(tmp_path):
         import_reference(tmp_path / "ok.ckpt", "dinov3_lstm", "ssv2", "large", tmp_path / "run")
     assert main(["import-reference", str(tmp_path / "unsafe.ckpt"), "--arch", "dinov3_mamba", "--task", "pt",
                  "--size", "base", "--out", str(tmp_path / "run")]) == 2
+
+
+def test_files_that_are_no_checkpoint_are_one_line_each(tmp_path, capsys):
+    import zipfile
+
+    (tmp_path / "text.ckpt").write_text("hello, not weights\n")  # torch.load: KeyError: 104
+    (tmp_path / "random.pt").write_bytes(bytes(range(7, 200)))
+    with zipfile.ZipFile(tmp_path / "other.ckpt", "w") as archive:  # a zip, but not torch.save's layout
+        archive.writestr("a.txt", "x")
+    (tmp_path / "pickle.ckpt").write_bytes(b"\x80\x02K\x01.")  # a bare pickle of the number 1
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    (tmp_path / "bad.safetensors").write_bytes(b"\xff" * 64)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    expected = {
+        "text.ckpt": "not a PyTorch checkpoint (neither the zip archive torch.save writes nor a pickle; it starts "
+                     "with b'hello, n')",
+        "random.pt": "not a PyTorch checkpoint (neither", "empty.ckpt": "it starts with b'')",
+        "other.ckpt": "not a PyTorch checkpoint (torch.load: RuntimeError: ",
+        "pickle.ckpt": "not a PyTorch checkpoint (torch.load: RuntimeError: Invalid magic number",
+        "list.ckpt": "no state dict of tensors in it",
+        "bad.safetensors": "not a readable safetensors file (",
+    }
+    for name, message in expected.items():
+        code = main(["import-reference", str(tmp_path / name), "--arch", "dinov3_gatedmambamix", "--task", "ssv2",
+                     "--size", "large", "--out", str(tmp_path / "run")])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{tmp_path / name}: " in err and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    code = main(["import-reference", str(tmp_path / "text.ckpt"), "--arch", "dinov3_gatedmambamix", "--task", "ssv2",
+                 "--size", "large", "--classes", str(tmp_path / "labels.txt"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{tmp_path / 'labels.txt'}: no such file; --classes takes a text file with one class" in err
+    from stillmotion.cli import _class_names
+
+    (tmp_path / "names.txt").write_text("b\n\na\n")
+    assert _class_names(tmp_path / "names.txt") == ["b", "a"]
+    (tmp_path / "gap.json").write_text('{"a": "0", "b": "2"}')
+    with pytest.raises(UsageError, match=r"gap\.json: the indices are not 0\.\.1, each once"):
+        _class_names(tmp_path / "gap.json")
+    (tmp_path / "list.json").write_text('["a", "b"]')
+    with pytest.raises(UsageError, match=r"list\.json: not a JSON object of class name -> index"):
+        _class_names(tmp_path / "list.json")
 
 
 # ---- --arch rvm: the readouts on RVM's own frozen ViT and core ---------------------------------

@@ -179,7 +179,30 @@ def test_unreadable_sources_are_clear_errors_naming_them(runs, tmp_path, capsys)
                             ("http://127.0.0.1:9/none.mp4", "cannot open the stream")):
         code, _, err = _stream(capsys, source, "--model", runs["classes"], "--out", tmp_path / "o.mp4")
         assert code == 2 and str(source) in err and problem in err, err
+        assert len(err.strip().splitlines()) == 1 and "[Errno" not in err and "manifest" not in err, err
         assert not (tmp_path / "o.mp4").exists()
+    _, _, err = _stream(capsys, tmp_path / "text.mp4", "--model", runs["classes"])
+    assert "(FFmpeg: invalid data found when processing input)" in err
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(runs, tmp_path, capsys, real_clips):
+    import shutil
+
+    from stillmotion.model import checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["classes"], run)
+    folder = checkpoint.resolve(run)
+    (folder / "model.safetensors").write_bytes(b"not weights at all")
+    clip = real_clips / "clip_h264_340x256_30fps.mp4"
+    code, _, err = _stream(capsys, clip, "--model", run)
+    assert code == 2 and f"{folder / 'model.safetensors'}: damaged weights" in err and len(err.splitlines()) == 1
+    (folder / "config.yaml").write_text("data: [1\n")
+    code, _, err = _stream(capsys, clip, "--model", run)
+    assert code == 2 and f"{folder / 'config.yaml'}: not valid YAML at line 2" in err, err
+    (folder / "config.yaml").unlink()
+    code, _, err = _stream(capsys, clip, "--model", run)
+    assert code == 2 and "a checkpoint without its config.yaml" in err, err
 
 
 def test_fps_resamples_a_video_by_its_timestamps(video):

@@ -245,12 +245,30 @@ def _choose(args: argparse.Namespace) -> int:
     return _report_failed(result["failed"])
 
 
+def _class_names(path: Path) -> list[str]:
+    """--classes: a text file, one name per line in output order, or SSv2's labels.json
+    ({"name": "index"}, as the dataset ships it)."""
+    what = ("--classes takes a text file with one class name per line, in the readout's order, or SSv2's "
+            "labels.json")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file; {what}")
+    text = path.read_text(errors="replace")
+    if path.suffix != ".json":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        table = json.loads(text)
+        order = {int(index): name for name, index in table.items()}
+    except (ValueError, AttributeError, TypeError):
+        raise UsageError(f"{path}: not a JSON object of class name -> index; {what}") from None
+    if sorted(order) != list(range(len(table))):
+        raise UsageError(f"{path}: the indices are not 0..{len(table) - 1}, each once; {what}")
+    return [order[i] for i in range(len(order))]
+
+
 def _import_reference(args: argparse.Namespace) -> int:
     from stillmotion.reference.release import import_reference
 
-    classes = None
-    if args.classes:
-        classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    classes = _class_names(Path(args.classes)) if args.classes else None
     folder = import_reference(args.checkpoint, args.arch, args.task, args.size, args.out, encoder=args.encoder,
                               core_heads=args.core_heads, readout_heads=args.readout_heads, classes=classes,
                               box_format=args.box_format, rvm=args.rvm)
@@ -476,15 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--tokens", choices=("patches", "all"), default="patches", help="patches, or all: the class "
                      "token and registers too, in front of each frame's patches (default: %(default)s)")
     ext.add_argument("--layers", type=_positive, metavar="K", help="store K blocks' outputs, evenly spaced, ending "
-                     "at the last (4: paper 000's encoder mix); default: the last block only")
+                     "at the last (4: the streaming paper's encoder mix); default: the last block only")
     ext.add_argument("--resize", choices=("antialias", "reference"), default="antialias", help="frames to the "
-                     "square input: antialias (resized as uint8, antialiased; default) or reference (paper 000's "
-                     "inference: float, plain bilinear); recorded in the cache")
+                     "square input: antialias (resized as uint8, antialiased; default) or reference (the streaming "
+                     "paper's inference: float, plain bilinear); recorded in the cache")
     ext.add_argument("--fps", type=float,
                      help="resample every video to this many frames per second (default: keep every frame)")
     ext.add_argument("--resample", choices=RESAMPLE_RULES, default="time", help="how --fps is reached: time (the "
                      "frame on screen at each 1/fps tick; default) or stride (every round(native/fps)-th frame, "
-                     "as paper 000's inference scripts); recorded in the cache")
+                     "as the streaming paper's inference scripts); recorded in the cache")
     ext.add_argument("--views", type=int, default=0, help="augmented views per video (random crop, flip, colour) "
                      "besides the plain view 0 (default: %(default)s)")
     ext.add_argument("--pool-space", type=_positive, metavar="S", help="average-pool each frame's token grid to S x S")
@@ -511,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
         "with the same --out resumes from the last checkpoint. Writes OUT/metrics.json, log.jsonl, curves.png, "
         "tensorboard/ and checkpoints/.")
     tr.add_argument("config", help="a YAML config file, or a shipped config's name (prp, cpu/classify, ...)")
-    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's")
+    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's (anywhere on the "
+                    "command line, before or after the options)")
     tr.add_argument("--out", help="run folder (default: runs/<config name>)")
     tr.add_argument("--print-config", action="store_true", help="print the resolved config (file, then overrides, "
                     "checked) and stop: nothing is run")
@@ -526,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"{EXIT_SOME_FAILED} when some videos could not be read (they are listed).")
     ev.add_argument("run", help="a run folder (its latest checkpoint) or a checkpoint folder")
     ev.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the run's (data, clip and batch "
-                    "settings, e.g. task.eval_clips=5 train.batch_size=8; not those that shape the model)")
+                    "settings, e.g. task.eval_clips=5 train.batch_size=8; not those that shape the model), anywhere on "
+                    "the command line")
     ev.add_argument("--data", help="a folder or manifest of videos to evaluate on instead")
     ev.add_argument("--split", help="val (default), test or train of the run's own videos; with --data, that split "
                     "of the manifest")
@@ -553,8 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "own rate (an image folder: 30). Default: the run's data.fps (an imported release's: its task's "
                     "rate), else the source's")
     st.add_argument("--resample", choices=RESAMPLE_RULES, help="how a video reaches that rate: time (the frame on "
-                    "screen at each 1/fps tick) or stride (every round(native/fps)-th frame, as paper 000's inference "
-                    "scripts). Default: the run's data.resample (an imported release's: stride)")
+                    "screen at each 1/fps tick) or stride (every round(native/fps)-th frame, as the streaming paper's "
+                    "inference scripts). Default: the run's data.resample (an imported release's: stride)")
     st.add_argument("--realtime", action="store_true", help="decode in a thread at the source's pace and always answer "
                     "the newest frame, dropping the frames the model cannot keep up with (counted)")
     st.add_argument("--queries", help="boxes / points: a JSON file {\"box\": [x0, y0, x1, y1]} or {\"points\": "
@@ -611,11 +631,13 @@ def build_parser() -> argparse.ArgumentParser:
     from stillmotion.reference.release import ARCHS, SIZES, TASKS
 
     imp = sub.add_parser(
-        "import-reference", help="turn a released checkpoint of paper 000 into a run folder",
-        description="Read a Lightning .ckpt of paper 000's released models (or a safetensors / state-dict file with "
-        "its keys) without running pickled code, and write a run folder that `eval` and streaming use like any "
-        "trained run. The frozen ViT comes from transformers (dinov3-s/b/l, or --encoder); with --arch rvm it is "
-        "RVM's own, converted by `stillmotion convert-rvm` (--rvm).")
+        "import-reference", help="turn a released checkpoint of the streaming paper into a run folder",
+        description="Read a Lightning .ckpt of the released models of the streaming paper (\"Towards "
+        "Data-Efficient Video Pre-training with Frozen Image Foundation Models\"; "
+        "huggingface.co/tue-mps/towards-video-image-frozen), or a safetensors / state-dict file with its keys, "
+        "without running pickled code, and write a run folder that `eval` and streaming use like any trained run. "
+        "The frozen ViT comes from transformers (dinov3-s/b/l, or --encoder); with --arch rvm it is RVM's own, "
+        "converted by `stillmotion convert-rvm` (--rvm).")
     imp.add_argument("checkpoint", help="the released .ckpt, .pt or .safetensors file")
     imp.add_argument("--arch", required=True, choices=ARCHS, help="the reference's architecture name")
     imp.add_argument("--task", required=True, choices=list(TASKS), help="the task the checkpoint was trained on")
@@ -624,7 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--encoder", help="the frozen ViT: a hub id or local folder (default: dinov3-s/b/l by --size)")
     imp.add_argument("--rvm", help="--arch rvm: the converted RVM (rvm-b, rvm-l or a `convert-rvm` folder; default "
                      "rvm-b / rvm-l by --size)")
-    imp.add_argument("--classes", help="ssv2: a file of class names, one per line, in the model's output order")
+    imp.add_argument("--classes", help="ssv2: the class names in the model's output order: a text file, one per "
+                     "line, or the dataset's something-something-v2-labels.json ({\"name\": \"index\"})")
     imp.add_argument("--box-format", choices=("cxcywh", "xyxy"), default="cxcywh", help="waymo: the boxes the "
                      "readout reads and writes: centre and size, as the reference's modules and its Waymo script "
                      "(which converts the corner boxes on the way in and out) have them (default), or corners, for "
@@ -637,10 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rvm = sub.add_parser(
         "convert-rvm", help="turn DeepMind's RVM checkpoint (.npz) into an encoder folder",
-        description="Convert DeepMind's JAX checkpoint of RVM (pretrain_rvm_{base,large}16_256.npz) as paper 000's "
-        "reference code does: the frozen ViT becomes a transformers ViT folder (pixels / 255, [CLS | patches] after "
-        "the final LayerNorm), the frozen recurrent core goes beside it. Only arrays are read. Without --out it goes "
-        "where the encoder names rvm-b / rvm-l find it ($STILLMOTION_HOME/encoders, default ~/.cache/stillmotion).")
+        description="Convert DeepMind's JAX checkpoint of RVM (pretrain_rvm_{base,large}16_256.npz) as the "
+        "streaming paper's reference code does: the frozen ViT becomes a transformers ViT folder (pixels / 255, "
+        "[CLS | patches] after the final LayerNorm), the frozen recurrent core goes beside it. Only arrays are read. "
+        "Without --out it goes where the encoder names rvm-b / rvm-l find it ($STILLMOTION_HOME/encoders, default "
+        "~/.cache/stillmotion).")
     rvm.add_argument("npz", help="the released .npz file")
     rvm.add_argument("--size", choices=list(RVM_SIZES), help="which release it is, checked against the file (base "
                      "is ViT-B, large ViT-L); it picks the rvm-b / rvm-l folder when --out is not given")
@@ -706,13 +730,19 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]  # KEY=VALUE after an option (`--out runs/x train.steps=9`)
+    elif extra:
+        parser.parse_args(argv)  # argparse's own message for what is not KEY=VALUE
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return args.func(args)
     except (UsageError, VideoDecodeError, FileNotFoundError) as exc:  # bad input; anything else is a bug: traceback
+        if isinstance(exc, FileNotFoundError) and exc.filename:  # the OS's "[Errno 2] No such file ...: 'x'"
+            exc = f"{exc.filename}: no such file or folder; check the path"
         print(f"stillmotion {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -134,7 +135,13 @@ _CHOICES = {
 }
 
 
-def _explain(exc: OmegaConfBaseException, where: str) -> ConfigError:
+def _explain(exc: Exception, where: str) -> ConfigError:
+    """One line for a config that OmegaConf refused or that is not YAML at all."""
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return ConfigError(f"{where}: not valid YAML{at}: {problem}; fix the file (key: value lines)")
     key = getattr(exc, "full_key", None) or "?"
     first = str(exc).splitlines()[0]
     return ConfigError(f"{where}: {key}: {first}")
@@ -147,7 +154,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if path is not None:
             path = resolve(path)
             merged = OmegaConf.merge(merged, _renamed(OmegaConf.load(path)))
-    except OmegaConfBaseException as exc:
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
         raise _explain(exc, str(path)) from None
     return _finish(_apply(merged, overrides), str(path or "config"))
 
@@ -227,8 +234,12 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
-def from_yaml(text: str) -> Config:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), _renamed(OmegaConf.create(text))))
+def from_yaml(text: str, where: str = "config") -> Config:
+    """A Config from YAML text (a saved run's); `where` names it in the ConfigError of bad text."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), _renamed(OmegaConf.create(text))))
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        raise _explain(exc, where) from None
 
 
 def _renamed(node):

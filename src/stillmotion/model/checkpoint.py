@@ -17,9 +17,11 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from stillmotion.config import Config, from_yaml, to_yaml
+from stillmotion.errors import UsageError
 
 WEIGHTS, TRAINING, CONFIG, BEST = "model.safetensors", "training.pt", "config.yaml", "best.json"
 
@@ -156,11 +158,19 @@ def _pick(run_dir: Path, step: int | str) -> Path:
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(resolve(path) / WEIGHTS))
+    file = resolve(path) / WEIGHTS
+    try:
+        return load_file(str(file))
+    except SafetensorError as exc:
+        raise UsageError(f"{file}: damaged weights ({exc}); give another checkpoint of the run (--step) or "
+                         "train it again") from None
 
 
 def load_config(path: str | Path) -> Config:
-    return from_yaml((resolve(path) / CONFIG).read_text())
+    file = resolve(path) / CONFIG
+    if not file.is_file():
+        raise FileNotFoundError(f"{file.parent}: a checkpoint without its {CONFIG}; give a whole checkpoint folder")
+    return from_yaml(file.read_text(), str(file))
 
 
 def load_training(checkpoint: Path) -> dict:

@@ -27,6 +27,7 @@ import json
 import pickle
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -66,18 +67,31 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ReferenceImportError(f"{path}: checkpoint not found")
+    expected = "give a Lightning .ckpt, a state dict saved by torch.save, or a .safetensors file"
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        raw = load_file(str(path))
+        try:
+            raw = load_file(str(path))
+        except SafetensorError as exc:
+            raise ReferenceImportError(f"{path}: not a readable safetensors file ({exc}); {expected}") from None
     else:
+        with path.open("rb") as file:
+            head = file.read(8)
+        if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # torch.save's zip, or a legacy pickle
+            raise ReferenceImportError(f"{path}: not a PyTorch checkpoint (neither the zip archive torch.save writes "
+                                       f"nor a pickle; it starts with {head!r}); {expected}")
         try:
             raw = load_plain(path)
-        except (pickle.UnpicklingError, Unreadable, RuntimeError, EOFError, OSError) as exc:
+        except (pickle.UnpicklingError, Unreadable) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ReferenceImportError(
                 f"{path}: cannot be read as plain weights ({first}). Only tensors, numbers and containers are "
                 "loaded (no pickled code); save its state_dict on its own, or as safetensors") from None
+        except Exception as exc:  # noqa: BLE001 - torch.load on a file that is no checkpoint fails in many ways
+            raise ReferenceImportError(f"{path}: not a PyTorch checkpoint (torch.load: {_first_line(exc)}); "
+                                       f"{expected}") from None
         if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
             raw = raw["state_dict"]  # the rest (hyper_parameters, callbacks, ...) is not used
         found = find_pickled(raw)
@@ -88,6 +102,12 @@ def read_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise ReferenceImportError(f"{path}: no state dict of tensors in it (a Lightning .ckpt has one under "
                                    "\"state_dict\")")
     return {k.removeprefix("model."): v for k, v in raw.items() if not k.removeprefix("model.").startswith(IGNORED)}
+
+
+def _first_line(exc: Exception) -> str:
+    """The exception's class and the first line of its message (KeyError: 101 says little alone)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _count(state: dict, pattern: str) -> int:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from stillmotion.errors import UsageError
-from stillmotion.video.container import open_video
+from stillmotion.video.container import open_video, reason
 from stillmotion.video.decode import _rgb
 from stillmotion.video.errors import VideoDecodeError
 from stillmotion.video.sampling import RESAMPLE_RULES, stride
@@ -112,7 +112,7 @@ class Decoded(FrameSource):
             except StopIteration:
                 return
             except (av.FFmpegError, ValueError) as exc:
-                raise VideoDecodeError(self.name, f"decoding stopped at frame {position}: {exc}",
+                raise VideoDecodeError(self.name, f"decoding stopped at frame {position} ({reason(exc)})",
                                        "the frames before it were streamed") from exc
             seconds = frame.time if frame.time is not None else position / self.fps
             first = seconds if first is None else first
@@ -143,7 +143,7 @@ def _av_open(spec: str, fmt: str | None, options: dict, hint: str) -> av.contain
     try:
         container = av.open(spec, format=fmt, options=options, timeout=10.0)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(spec, f"cannot open the stream: {exc}", hint) from exc
+        raise VideoDecodeError(spec, f"cannot open the stream ({reason(exc)})", hint) from exc
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(spec, "the stream has no video", hint)

@@ -10,6 +10,13 @@ import av
 from stillmotion.video.errors import VideoDecodeError
 
 
+def reason(exc: Exception) -> str:
+    """What FFmpeg or the OS said, without "[Errno 1094995529]" and the path: "invalid data found
+    when processing input", "connection refused"."""
+    why = getattr(exc, "strerror", None) or str(exc)
+    return why[:1].lower() + why[1:]
+
+
 def check_path(path: str | Path) -> Path:
     """A path that names a non-empty regular file, else a VideoDecodeError saying what it is."""
     p = Path(path)
@@ -30,7 +37,7 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     try:
         container = av.open(str(p))
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise VideoDecodeError(p, f"not a readable video container: {exc}") from exc
+        raise VideoDecodeError(p, f"not a readable video container (FFmpeg: {reason(exc)})") from exc
     fmt = container.format.name
     if fmt.endswith("_pipe") or fmt.startswith("image2"):
         container.close()

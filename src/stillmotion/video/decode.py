@@ -20,7 +20,7 @@ import numpy as np
 
 from stillmotion.errors import UsageError
 from stillmotion.video.backends import BACKENDS, read_frames_torchcodec, torchcodec_available
-from stillmotion.video.container import check_path, open_video
+from stillmotion.video.container import check_path, open_video, reason
 from stillmotion.video.errors import VideoDecodeError
 from stillmotion.video.index import FrameIndex, frame_index
 
@@ -68,7 +68,7 @@ def probe(path: str | Path) -> VideoInfo:
         try:
             first = next(container.decode(stream), None)
         except (av.FFmpegError, ValueError) as exc:
-            raise VideoDecodeError(path, f"the first frame does not decode: {exc}") from exc
+            raise VideoDecodeError(path, f"the first frame does not decode ({reason(exc)})") from exc
         if first is None or index.num_frames == 0:
             raise VideoDecodeError(path, "the video stream holds no frames")
         turns = _quarter_turns(first)
@@ -105,7 +105,7 @@ def _decode_counting(path, wanted: set[int] | None, last: int | None,
                 if last is not None and i >= last:
                     break
         except (av.FFmpegError, ValueError) as exc:
-            raise VideoDecodeError(path, f"decoding failed after {decoded} frames: {exc}") from exc
+            raise VideoDecodeError(path, f"decoding failed after {decoded} frames ({reason(exc)})") from exc
     if decoded == 0:
         raise VideoDecodeError(path, "the video stream decodes to no frames")
     if last is not None and last >= decoded:
@@ -132,7 +132,7 @@ def _decode_seeking(container, stream, index: FrameIndex, wanted: set[int], path
             try:
                 frame = next(frames, None)
             except (av.FFmpegError, ValueError) as exc:
-                raise VideoDecodeError(path, f"decoding failed near frame {current + 1}: {exc}") from exc
+                raise VideoDecodeError(path, f"decoding failed near frame {current + 1} ({reason(exc)})") from exc
             pos = None if frame is None else position.get(frame.pts)
             if pos is None:
                 raise _Unreliable

@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stillmotion.video.container import check_path, open_video
+from stillmotion.video.container import check_path, open_video, reason
 from stillmotion.video.errors import VideoDecodeError
 
 #: container format names (as FFmpeg spells them) whose packet timestamps are presentation times
@@ -57,7 +57,7 @@ def build_index(container: av.container.InputContainer, path: str | Path) -> Fra
             if packet.is_keyframe:
                 keys.append(packet.pts)
     except av.FFmpegError as exc:
-        raise VideoDecodeError(path, f"demuxing failed after {count} packets: {exc}") from exc
+        raise VideoDecodeError(path, f"demuxing failed after {count} packets ({reason(exc)})") from exc
     fmt = container.format.name.split(",")
     timestamped = any(name in _TIMESTAMPED_FORMATS for name in fmt)
     usable = timestamped and count > 0 and None not in pts and len(set(pts)) == count and None not in keys and keys
