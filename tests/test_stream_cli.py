@@ -259,3 +259,23 @@ def test_a_run_streams_at_its_own_rate_unless_told(video, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["stream", str(video), "--model", str(run), "--fps", "fast"])
     assert stop.value.code == 2 and "give frames per second (a number) or `source`" in capsys.readouterr().err
+
+
+def test_small_frames_are_enlarged_so_the_overlay_stays_legible():
+    from stillmotion.stream.draw import MIN_HEIGHT, Painter
+    from stillmotion.stream.streamer import Prediction
+
+    names = ["up-left", "up-right", "down-left", "down-right"]
+    prediction = Prediction("classes", torch.tensor([0.7, 0.2, 0.06, 0.04]), names)
+    small = Painter("classes").draw(np.zeros((128, 128, 3), np.uint8), prediction)
+    assert small.shape == (384, 384, 3) and MIN_HEIGHT == 360  # 128 px: 3 times
+    covered = np.flatnonzero(small.any(axis=(1, 2)))
+    assert covered.min() < 10 and covered.max() < 0.25 * 384  # three rows of text in the top quarter
+    big = Painter("classes").draw(np.zeros((480, 640, 3), np.uint8), prediction, latency_ms=12.5)
+    assert big.shape == (480, 640, 3)
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = Painter("boxes").draw(frame, Prediction("boxes", torch.tensor([0.25, 0.25, 0.75, 0.75]), []))
+    assert boxes.shape == (360, 480, 3)
+    # the image itself is the frame enlarged (away from what is drawn)
+    assert np.abs(boxes[180:200, 10:30].astype(int) - np.asarray(
+        Image.fromarray(frame).resize((480, 360), Image.Resampling.BILINEAR))[180:200, 10:30]).max() == 0

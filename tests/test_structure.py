@@ -120,3 +120,27 @@ def test_nothing_large_is_tracked_outside_test_data():
              if f.is_file() and not f.is_symlink() and f.stat().st_size > 1_000_000
              and not f.relative_to(repo).parts[:2] == ("tests", "data")]
     assert large == [], f"tracked files over 1 MB outside tests/data: {large}"
+
+
+def test_what_the_walkthroughs_write_is_ignored_and_no_source_is():
+    import subprocess
+
+    import pytest
+
+    repo = PACKAGE.parents[1]
+    outputs = ["clips/a.mp4", "cache/meta.json", "cache-clip/meta.json", "runs/prp/log.jsonl",
+               "scenes/manifest.jsonl", "scenes-camera/s.npz", "captions/manifest.jsonl", "stillmotion-demo/report.md",
+               "tracked.mp4", "preds.jsonl", "suite-run-1.log"]
+    checked = subprocess.run(["git", "-C", str(repo), "check-ignore", "--no-index", *outputs], capture_output=True,
+                             text=True)
+    if checked.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert sorted(checked.stdout.split()) == sorted(outputs)
+    sources = ["src/stillmotion/cache/store.py", "src/stillmotion/cache/new.py", "tests/data/real-clips/x.mp4",
+               "docs/stream/a.mp4", "tests/data/reference-stream/c.json"]
+    kept = subprocess.run(["git", "-C", str(repo), "check-ignore", "--no-index", *sources], capture_output=True,
+                          text=True)
+    assert kept.stdout.split() == []
+    tracked_but_ignored = subprocess.run(["git", "-C", str(repo), "ls-files", "-ci", "--exclude-standard"],
+                                         capture_output=True, text=True)
+    assert tracked_but_ignored.stdout.split() == []

@@ -6,7 +6,9 @@
   when visible and hollow when not;
 - depth: a colour map of the predicted depth (near = bright) beside the frame, at its height;
 - pose: the camera's path so far seen from above (x right, z up), with the last step's numbers;
-and the frame's latency, bottom left. Heights and widths are rounded up to even numbers (H.264).
+and the frame's latency, bottom left. A frame under MIN_HEIGHT pixels is first enlarged by a whole
+factor (a 128 px frame to 384) so the text stays legible and covers little of it. Heights and
+widths are rounded up to even numbers (H.264).
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from stillmotion.tasks.metrics import rotation_from_6d
 
 #: positions kept per point for its trail
 TRAIL = 10
+#: frames lower than this are enlarged (by a whole factor) before drawing
+MIN_HEIGHT = 360
 #: distinct colours for boxes and points (ids cycle through them)
 PALETTE = [(255, 64, 64), (64, 200, 255), (255, 210, 0), (120, 255, 120), (255, 120, 255), (255, 150, 40),
            (160, 120, 255), (0, 255, 200)]
 
 
 def _font(height: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=max(10, height // 24))
+    return ImageFont.load_default(size=max(12, height // 24))
 
 
 class Painter:
@@ -42,8 +46,11 @@ class Painter:
         self.path: list[np.ndarray] = [np.zeros(3)]
 
     def draw(self, image: np.ndarray, prediction: Prediction, latency_ms: float | None = None) -> np.ndarray:
-        h, w = image.shape[:2]
         canvas = Image.fromarray(image)
+        scale = -(-MIN_HEIGHT // image.shape[0])  # ceil: 1 for frames at least MIN_HEIGHT high
+        if scale > 1:
+            canvas = canvas.resize((image.shape[1] * scale, image.shape[0] * scale), Image.Resampling.BILINEAR)
+        w, h = canvas.size
         draw = ImageDraw.Draw(canvas)
         font = _font(h)
         getattr(self, f"_{self.kind}", lambda *_: None)(draw, prediction, w, h, font)
@@ -59,7 +66,7 @@ class Painter:
         for i, (name, p) in enumerate(prediction.top(3)):
             y = 4 + i * (size + 6)
             draw.rectangle((4, y, 4 + int(p * w * 0.4), y + size + 2), fill=(40, 120, 255))
-            _label(draw, (6, y), f"{name} {p:.2f}", font)
+            _label(draw, (6, y), f"{p:.2f}  {name}", font)  # the number first: names vary in length
 
     def _boxes(self, draw, prediction: Prediction, w, h, font) -> None:
         boxes = prediction.in_source(w, h).reshape(-1, 4)
