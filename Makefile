@@ -1,5 +1,7 @@
 # Two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine
 # (torch==2.13.0 first, then the package and its extras) and skips what is already there.
+# pip installs --no-compile: Python compiles each module the first time it is imported, so the
+# thousands of modules never imported (most of transformers) cost nothing.
 # `make test` runs `make lint` (ruff over the whole tree), the tests, then `make wheel-test` (the
 # built wheel in a fresh venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -44,11 +46,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.torch: | $(BIN)/python
-	$(PIP) install torch==2.13.0
+	$(PIP) install --no-compile torch==2.13.0
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml constraints.txt
-	$(PIP) install -c constraints.txt -e '.[dev]'
+	$(PIP) install --no-compile -c constraints.txt -e '.[dev]'
 	$(BIN)/python tools/check_env.py
 	touch $@
 

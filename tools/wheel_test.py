@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 def run(*command, cwd: Path | None = None, quiet: bool = False) -> str:
     shown = " ".join(str(c) for c in command)
     print(f"$ {shown}", flush=True)
+    start = time.perf_counter()
     done = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True)
+    print(f"  ({time.perf_counter() - start:.1f} s)", flush=True)
     if done.returncode:
         sys.exit(f"wheel test: `{shown}` failed with status {done.returncode}:\n{done.stdout[-3000:]}\n"
                  f"{done.stderr[-3000:]}")
@@ -75,9 +78,9 @@ def main() -> None:
         base = getattr(sys, "_base_executable", sys.executable)
         run(base, "-m", "venv", work / "venv")
         python = work / "venv" / "bin" / "python"
-        run(python, "-m", "pip", "install", "-q", f"torch=={torch_version}")
+        run(python, "-m", "pip", "install", "-q", "--no-compile", f"torch=={torch_version}")
         before = torch_state(python)
-        run(python, "-m", "pip", "install", "-q", wheel)
+        run(python, "-m", "pip", "install", "-q", "--no-compile", wheel)
         after = torch_state(python)
         if after != before:
             sys.exit(f"wheel test: installing the wheel changed torch: {before} -> {after}")
