@@ -90,3 +90,23 @@ def test_quick_and_full_presets_and_flags_beside_them(tmp_path, monkeypatch):
     assert {k: quick[k] for k in DEMO_QUICK} == DEMO_QUICK == {
         "epochs": 2, "frames": 6, "size": 64, "train_per_class": 6, "val_per_class": 2, "test_per_class": 2}
     assert {k: mixed[k] for k in DEMO_QUICK} == {**DEMO_QUICK, "epochs": 5, "size": 96}
+
+
+def test_help_and_readme_name_the_papers_and_where_the_released_files_are():
+    import argparse
+    import re
+    from pathlib import Path
+
+    from stillmotion.cli import build_parser
+
+    parser = build_parser()
+    texts = [parser.format_help()]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            texts += [sub.format_help() for sub in action.choices.values()]
+    assert not [t for t in texts if re.search(r"[Pp]aper 00\d", t)]  # a reader needs names, not our file numbers
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert not re.search(r"[Pp]aper 00\d", readme)
+    for needed in ("Towards Data-Efficient Video", "huggingface.co/tue-mps/towards-video-image-frozen",
+                   "something-something-v2-labels.json", "google-deepmind/representations4d"):
+        assert needed in readme, needed
