@@ -185,6 +185,19 @@ def test_pretrained_core_starts_the_finetune_and_delta_is_reported(real_clips, c
     other = Trainer(_cfg(real_clips, cache, "temporal.kw.hidden=16"), tmp_path / "tmm", progress=False).model
     with pytest.raises(ValueError, match="init.core"):
         load_core(other, pre)
+    probe = _cfg(real_clips, cache, f"init.core={pre}", "init.freeze=true", "head.name=linear", config="arrow_of_time")
+    frozen = train(probe, tmp_path / "frozen", progress=False)
+    trained = load_file(str(checkpoint.latest(tmp_path / "frozen") / "model.safetensors"))
+    cores = [k for k in trained if k.startswith("core.")]
+    assert cores and all(torch.equal(trained[k], weights[k]) for k in cores)  # the pretext's core, untouched
+    start = Trainer(probe, tmp_path / "start", progress=False, init_core=str(pre)).model.state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in trained if k.startswith("head."))  # the probe learnt
+    scratch = load_file(str(checkpoint.latest(tmp_path / "frozen" / "scratch") / "model.safetensors"))
+    fresh = Trainer(_cfg(real_clips, cache, config="arrow_of_time"), tmp_path / "fresh", progress=False)
+    assert all(torch.equal(scratch[k], fresh.model.state_dict()[k]) for k in cores)  # scratch's random core, frozen
+    assert set(frozen["delta"]) == {"top1", "top5"}
+    with pytest.raises(ValueError, match="init.freeze keeps the core that init.core loads"):
+        _cfg(real_clips, cache, "init.freeze=true")
     raw = Trainer(_cfg(real_clips, cache, "temporal.input=tokens", "temporal.norm=false"), tmp_path / "raw",
                   progress=False).model  # the pretext config reads normalised differences
     with pytest.raises(ValueError, match="input and norm"):

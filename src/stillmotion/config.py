@@ -109,6 +109,7 @@ class TrainConfig:
 class InitConfig:
     core: Optional[str] = None  # a run folder or checkpoint whose temporal core starts this run
     compare_scratch: bool = True  # with `core`: also train from scratch and report the Delta
+    freeze: bool = False  # with `core`: the core stays as loaded, only the readout trains (a probe); so does scratch's
 
 
 @dataclass
@@ -223,6 +224,8 @@ def check(cfg: Config) -> None:
     if cfg.task.tower == "harvest" and (cfg.task.name != "video_text" or not d.online):
         raise ConfigError("task.tower=harvest trains the vision tower on pixels: it needs task.name=video_text and "
                           "data.online=true")
+    if cfg.init.freeze and not cfg.init.core:
+        raise ConfigError("init.freeze keeps the core that init.core loads as it is; give init.core=RUN_DIR too")
     if d.resize == "reference" and d.online:
         raise ConfigError("data.resize=reference is for token caches and streaming; training on pixels "
                           "(data.online=true) resizes as ours (antialias)")

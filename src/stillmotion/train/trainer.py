@@ -198,14 +198,16 @@ class Trainer:
                                self.extra, **self.task.model_extras()).to(self.device)
         if self.init_core:
             load_core(self.model, self.init_core)
+        if cfg.init.freeze:  # a probe: the core (pretrained, or the scratch run's random one) never changes
+            self.model.core.requires_grad_(False)
         self.ddp = self.model
         if self.here.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
-                                           weight_decay=o.weight_decay)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trained, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
         total, floor = cfg.train.steps, o.min_lr / o.lr
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: warmup_cosine(s, total, max(1, o.warmup_steps), floor))
@@ -218,6 +220,8 @@ class Trainer:
 
     def train_step(self, batch: dict) -> float:
         self.ddp.train()
+        if self.cfg.init.freeze:
+            self.model.core.eval()  # frozen features: no dropout in them
         b = self._on_device(batch)
         with self._autocast():
             out = self.ddp(b["tokens"], b["mask"], **self.task.train_inputs(b))
