@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torchrun import torchrun
 
 from stillmotion.cache import TokenStore
 from stillmotion.cli import main
@@ -35,7 +36,7 @@ def _command(manifest, out, *extra):
 @pytest.fixture(scope="module")
 def reference(manifest) -> Path:
     out = manifest.parent / "reference"
-    done = subprocess.run(_command(manifest, out, "--workers", "1"), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_command(manifest, out, "--workers", "1"), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert "extracted 10 videos" in done.stdout and "0 failed" in done.stdout
     return out
@@ -63,12 +64,12 @@ def test_an_extraction_killed_midway_resumes_to_the_same_tokens(manifest, refere
     out = tmp_path / "killed"
     args = _command(manifest, out, "--workers", "1")[3:]
     killed = subprocess.run([sys.executable, str(Path(__file__).parent / "kill_at.py"), point, str(count), *args],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=900)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     finished = len(list((out / "videos").glob("*.safetensors")))
     assert finished == (count if point == "video" else count - 1)
 
-    done = subprocess.run(_command(manifest, out, "--workers", "1"), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_command(manifest, out, "--workers", "1"), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert f"extracted {10 - finished} videos" in done.stdout and f"skipped {finished} already" in done.stdout
     assert not list((out / "videos").glob(".*"))  # nothing half-written left behind
@@ -77,9 +78,7 @@ def test_an_extraction_killed_midway_resumes_to_the_same_tokens(manifest, refere
 
 def test_torchrun_with_two_cpu_processes_gives_the_same_cache_as_one(manifest, reference, tmp_path):
     out = tmp_path / "torchrun"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           *_command(manifest, out, "--workers", "0")[1:]]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = torchrun(["--nproc_per_node", "2", *_command(manifest, out, "--workers", "0")[1:]])
     assert done.returncode == 0, done.stderr
     # counts are summed over the ranks: a video done twice would show as more than 10
     assert "extracted 10 videos" in done.stdout and "skipped 0" in done.stdout

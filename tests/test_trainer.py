@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from torchrun import torchrun
 
 from stillmotion.config import load_config
 from stillmotion.model import checkpoint
@@ -160,9 +161,8 @@ def test_two_processes_match_one(real_clips, cache, tmp_path):
     one = _cli("train", REPO / "configs/cpu/prp.yaml", *overrides, "--out", tmp_path / "one", "--quiet")
     assert one.returncode == 0, one.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "stillmotion.cli", "train", str(REPO / "configs/cpu/prp.yaml"), *overrides,
-                          "--out", str(tmp_path / "two"), "--quiet"], capture_output=True, text=True, env=env)
+    two = torchrun(["--nproc_per_node", "2", "-m", "stillmotion.cli", "train", REPO / "configs/cpu/prp.yaml",
+                    *overrides, "--out", tmp_path / "two", "--quiet"], env=env)
     assert two.returncode == 0, two.stderr
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert a["val"] == pytest.approx(b["val"], abs=1e-6)
@@ -311,3 +311,28 @@ def test_what_a_kill_left_half_done_in_the_checkpoints_is_put_right(tmp_path):
     assert (root / "step_00000003" / "model.safetensors").read_text() == ".old_step_00000003"
     assert (root / "best" / "model.safetensors").read_text() == "best"  # the newer one stays
     assert checkpoint.latest(tmp_path) == root / "step_00000003"
+
+
+def test_every_rank_meets_the_barrier_after_validation_whatever_best_json_holds(real_clips, cache, tmp_path,
+                                                                              monkeypatch):
+    """Under torchrun a rank that read best.json after the main rank rewrote it skipped the
+    barrier and waited in the next collective for ever. Now only the main rank reads and writes
+    best, and every rank meets the barrier after every validation."""
+    from dataclasses import replace
+
+    from stillmotion import dist
+    from stillmotion.train.logs import RunLog
+
+    trainer = Trainer(_cfg(real_clips, cache), tmp_path / "run", progress=False)
+    met = []
+    monkeypatch.setattr(dist, "barrier", lambda: met.append(1))
+    log = RunLog(tmp_path / "run", enabled=False, resumed_at=0)
+    trainer.validate(1, log)  # the first score is the best so far: written
+    first = checkpoint.best(tmp_path / "run")
+    assert first is not None and first["step"] == 1 and len(met) == 1
+    trainer.validate(2, log)  # the same score: not better, nothing written, the barrier all the same
+    assert checkpoint.best(tmp_path / "run")["step"] == 1 and len(met) == 2
+    trainer.here = replace(trainer.here, rank=1)  # another rank: never touches best, meets the barrier
+    (tmp_path / "run" / "checkpoints" / "best" / "best.json").unlink()
+    trainer.validate(3, log)
+    assert checkpoint.best(tmp_path / "run") is None and len(met) == 3

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchrun import torchrun
 
 from stillmotion.config import TaskConfig, load_config
 from stillmotion.data.captions import CaptionSuiteConfig, caption, generate_caption_suite, render, reversed_events
@@ -173,9 +174,8 @@ def test_two_processes_train_the_same_model_as_one(tmp_path):
                          capture_output=True, text=True)
     assert one.returncode == 0, one.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "stillmotion.cli", "train", *base, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env)
+    two = torchrun(["--nproc_per_node", "2", "-m", "stillmotion.cli", "train", *base, "--out", tmp_path / "two"],
+                   env=env)
     assert two.returncode == 0, two.stderr
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert a["val"] == pytest.approx(b["val"], abs=1e-5)

@@ -250,12 +250,15 @@ class Trainer:
         if fit is not None:
             log.write(step, "fit", fit)
         name = self.task.main_metric
-        value, best = metrics.get(name), checkpoint.best(self.run_dir)
-        if isinstance(value, float) and math.isfinite(value) and (
-                best is None or (value > best["value"] if self.task.higher_is_better else value < best["value"])):
-            if self.here.is_main:
+        value = metrics.get(name)
+        # Only the main rank reads and writes best, and every rank meets at the barrier whatever it
+        # decided: a rank that read best.json after the main rank had rewritten it would otherwise
+        # skip the barrier and wait in the next collective for ever (a two-process run hung so).
+        if self.here.is_main and isinstance(value, float) and math.isfinite(value):
+            best = checkpoint.best(self.run_dir)
+            if best is None or (value > best["value"] if self.task.higher_is_better else value < best["value"]):
                 checkpoint.save_best(self.run_dir, step, self.model, self.cfg, name, value)
-            dist.barrier()
+        dist.barrier()
         return metrics, fit
 
     # ---- the loop ----------------------------------------------------------------------------
