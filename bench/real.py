@@ -1,6 +1,7 @@
 """What the shipped CPU configs reach on real footage they never trained on.
 
     python bench/real.py [--repeats 3] [--vary-split] [--only diagnose,arrow,prp,boxes,other,text] [--work DIR]
+    python bench/real.py --only labelled [--repeats 3] [--splits 0,1,2] [--steps N]
 
 Data: ../shared/data/real-videos (67 real captioned clips from Panda-70M, 320x180, 24-60 fps;
 non-commercial licence, so they stay outside this repository; point STILLMOTION_REAL_VIDEOS
@@ -20,6 +21,18 @@ elsewhere if they live elsewhere). Without them the bench prints why and exits 0
   file for training and 30% (20 clips) held out for text-to-video retrieval among themselves
   (chance R@1 0.05), 150 steps; as shipped (the core reads frame differences) and reading the
   tokens themselves (`temporal.input=tokens`), and the order-blind mean.
+
+- labelled: real labels (../shared/data/real-labelled, fight / no fight surveillance clips, 75
+  of each; STILLMOTION_REAL_LABELLED points elsewhere). Split k holds out the clips numbered in
+  block k of 25 (1-25, 26-50, 51-75, both classes; neighbouring numbers may come from one source
+  video, so blocks, never interleaved); the other 100 train. Per split and seed: the shipped
+  `classify` config given only the data (`scratch`), its `mean` core, a single frame
+  (`data.frames=1`, mean core); each pretext (`prp`, `arrow_of_time`, shipped configs) on every
+  unlabelled clip at hand but the held-out block (the real videos, tests/data/real-clips, the
+  training block without its labels), then a linear probe on its frozen core (`init.freeze`) and
+  a fine-tune from it (`init.core`, beside the same run from scratch: the Delta, AdViSe's
+  protocol). Prints `labelled_<variant>_top1` per run and, over all runs, `_range` lines.
+  `--steps N` overrides every run's train.steps (a quick smoke run, not a figure).
 
 Each run goes through `stillmotion.train.train` with its config's own settings; `--repeats N`
 trains each N times, run r with train.seed=r (initialisation, clip order) on the same split, and
@@ -44,6 +57,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 VIDEOS = Path(os.environ.get("STILLMOTION_REAL_VIDEOS", SHARED / "real-videos"))
 OTHER = REPO / "tests" / "data" / "real-clips"
+LABELLED = Path(os.environ.get("STILLMOTION_REAL_LABELLED", SHARED / "real-labelled" / "fight"))
+BLOCKS = 3  # held-out blocks of clip numbers
 BOXES = REPO / "bench" / "data" / "real_video_boxes.json"
 
 
@@ -124,6 +139,67 @@ def diagnose(work: Path, clips: Path) -> dict:
     return out
 
 
+def labelled_samples(folder: Path = LABELLED) -> list:
+    """The labelled clips of manifest.csv (path,label), ids the file names (fi001, nofi001, ...)."""
+    import csv
+
+    from stillmotion.data.manifest import Sample
+
+    with open(folder / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [Sample(Path(row["path"]).stem, str(folder / row["path"]), label=row["label"]) for row in rows]
+
+
+def block(sample, count: int) -> int:
+    """Which of BLOCKS blocks of clip numbers a clip falls in: numbers 1..count in equal runs."""
+    number = int("".join(c for c in sample.id if c.isdigit()))
+    return (number - 1) * BLOCKS // count
+
+
+def labelled_manifests(work: Path, split: int) -> tuple[Path, Path, Path]:
+    """(training block, held-out block, unlabelled pretext pool) manifests of split `split`."""
+    from dataclasses import replace
+
+    from stillmotion.data.manifest import write_manifest
+    from stillmotion.data.sources import load_samples
+
+    samples = labelled_samples()
+    per_class = max(sum(s.label == label for s in samples) for label in {s.label for s in samples})
+    train = [s for s in samples if block(s, per_class) != split]
+    held = [s for s in samples if block(s, per_class) == split]
+    pool = [*load_samples(VIDEOS / "clips"), *load_samples(OTHER), *(replace(s, label=None) for s in train)]
+    folder = work / "labelled" / f"split{split}"
+    return (write_manifest(folder / "train.jsonl", train), write_manifest(folder / "held.jsonl", held),
+            write_manifest(folder / "pool.jsonl", pool))
+
+
+def labelled(work: Path, split: int, seed: int, steps: int | None, report) -> None:
+    """One split and seed of the labelled protocol (see the module's docstring)."""
+    train_list, held_list, pool = labelled_manifests(work, split)
+    common = [f"train.seed={seed}", *([f"train.steps={steps}"] if steps else [])]
+    data = [f"data.train={train_list}", f"data.val={held_list}", f"data.cache={work / 'cache' / 'labelled'}"]
+    where = work / "labelled" / f"split{split}-seed{seed}"
+    for name, extra in (("scratch", []), ("mean", ["temporal.name=mean"]),
+                        ("single_frame", ["temporal.name=mean", "data.frames=1"])):
+        result = run("classify", [*data, *extra, *common], where / name)
+        report(f"labelled_{name}_top1", result["val"]["top1"])
+        report(f"labelled_{name}_fit_top1", result["fit"]["top1"])
+    for pretext in ("prp", "arrow_of_time"):
+        pre = where / pretext
+        done = run(pretext, [f"data.train={pool}", f"data.cache={work / 'cache' / 'pretexts'}", *common], pre)
+        report(f"labelled_{pretext}_pretext_top1", done["val"]["top1"])
+        same = ["temporal.input=diff", "temporal.norm=true"]  # what the pretext configs' cores read
+        probe = run("classify", [*data, *same, f"init.core={pre}", "init.freeze=true", "head.name=linear",
+                                 "init.compare_scratch=false", *common], where / f"{pretext}-probe")
+        report(f"labelled_{pretext}_probe_top1", probe["val"]["top1"])
+        tuned = run("classify", [*data, *same, f"init.core={pre}", *common], where / f"{pretext}-finetune")
+        report(f"labelled_{pretext}_finetune_top1", tuned["val"]["top1"])
+        report(f"labelled_{pretext}_finetune_scratch_top1", tuned["scratch"]["top1"])
+        report(f"labelled_{pretext}_finetune_delta_top1", tuned["delta"]["top1"])
+    print(f"labelled_videos={result['train_videos']}/{result['val_videos']} "
+          f"labelled_pool_videos={done['train_videos'] + done['val_videos']} split={split}", flush=True)
+
+
 def run(config: str, overrides: list[str], out: Path) -> dict:
     from stillmotion.config import load_config
     from stillmotion.train.trainer import train
@@ -140,6 +216,8 @@ def main() -> int:
     parser.add_argument("--only", default="diagnose,arrow,prp,boxes,other,text", help="which parts, comma-separated")
     parser.add_argument("--vary-split", action="store_true", help="arrow and prp: run r holds out split r")
     parser.add_argument("--work", help="folder for caches and runs (default: a temporary one)")
+    parser.add_argument("--splits", default="0,1,2", help="labelled: which held-out blocks, comma-separated")
+    parser.add_argument("--steps", type=int, help="labelled: every run's train.steps (a smoke run, not a figure)")
     args = parser.parse_args()
     if not (VIDEOS / "clips").is_dir():
         print(f"skipped: {VIDEOS / 'clips'} not found (the real videos stay outside the repository; "
@@ -157,7 +235,13 @@ def main() -> int:
     if "diagnose" in parts:
         for key, value in diagnose(work, clips).items():
             print(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}", flush=True)
+    if "labelled" in parts and not (LABELLED / "manifest.csv").is_file():
+        print(f"skipped labelled: {LABELLED / 'manifest.csv'} not found (set STILLMOTION_REAL_LABELLED)")
+        parts.discard("labelled")
     for seed in range(args.repeats):
+        if "labelled" in parts:
+            for split in (int(k) for k in args.splits.split(",")):
+                labelled(work, split, seed, args.steps, report)
         common = [f"train.seed={seed}"]
         for task, name in (("arrow_of_time", "arrow"), ("prp", "prp")):
             cache = f"data.cache={work / 'cache' / 'pretexts'}"  # the two configs cache the same views

@@ -66,8 +66,9 @@ def test_one_answer_and_one_annotated_frame_per_frame_as_the_streamer_answers(ru
                            tmp_path / "a.jsonl")
     assert code == 0, out
     info = probe(tmp_path / "a.mp4")
-    assert info.num_frames == FRAMES and info.height == 60
-    assert info.width == (80 + 60 if name == "depth" else 80)  # the depth map beside the frame
+    # 60 px frames are drawn 6 times larger (draw.MIN_HEIGHT 360), so the text stays legible
+    assert info.num_frames == FRAMES and info.height == 360
+    assert info.width == (480 + 360 if name == "depth" else 480)  # the depth map beside the frame
     rows = _rows(tmp_path / "a.jsonl")
     assert [r["frame"] for r in rows] == list(range(FRAMES))
     for stage in ("decode", "preprocess", "encoder", "core", "readout", "output", "total"):
