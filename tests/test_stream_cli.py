@@ -66,9 +66,9 @@ def test_one_answer_and_one_annotated_frame_per_frame_as_the_streamer_answers(ru
                            tmp_path / "a.jsonl")
     assert code == 0, out
     info = probe(tmp_path / "a.mp4")
-    # 60 px frames are drawn 6 times larger (draw.MIN_HEIGHT 360), so the text stays legible
-    assert info.num_frames == FRAMES and info.height == 360
-    assert info.width == (480 + 360 if name == "depth" else 480)  # the depth map beside the frame
+    # 60 px frames are drawn 4 times larger (draw.MIN_HEIGHT 240), so the text stays legible
+    assert info.num_frames == FRAMES and info.height == 240
+    assert info.width == (320 + 240 if name == "depth" else 320)  # the depth map beside the frame
     rows = _rows(tmp_path / "a.jsonl")
     assert [r["frame"] for r in rows] == list(range(FRAMES))
     for stage in ("decode", "preprocess", "encoder", "core", "readout", "output", "total"):
@@ -269,14 +269,14 @@ def test_small_frames_are_enlarged_so_the_overlay_stays_legible():
     names = ["up-left", "up-right", "down-left", "down-right"]
     prediction = Prediction("classes", torch.tensor([0.7, 0.2, 0.06, 0.04]), names)
     small = Painter("classes").draw(np.zeros((128, 128, 3), np.uint8), prediction)
-    assert small.shape == (384, 384, 3) and MIN_HEIGHT == 360  # 128 px: 3 times
+    assert small.shape == (256, 256, 3) and MIN_HEIGHT == 240  # 128 px: twice
     covered = np.flatnonzero(small.any(axis=(1, 2)))
-    assert covered.min() < 10 and covered.max() < 0.25 * 384  # three rows of text in the top quarter
-    big = Painter("classes").draw(np.zeros((480, 640, 3), np.uint8), prediction, latency_ms=12.5)
-    assert big.shape == (480, 640, 3)
+    assert covered.min() < 10 and covered.max() < 0.25 * 256  # three rows of text in the top quarter
+    big = Painter("classes").draw(np.zeros((256, 340, 3), np.uint8), prediction, latency_ms=12.5)
+    assert big.shape == (256, 340, 3)  # the test clips' size: drawn as they are
     frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     boxes = Painter("boxes").draw(frame, Prediction("boxes", torch.tensor([0.25, 0.25, 0.75, 0.75]), []))
-    assert boxes.shape == (360, 480, 3)
+    assert boxes.shape == (240, 320, 3)
     # the image itself is the frame enlarged (away from what is drawn)
-    assert np.abs(boxes[180:200, 10:30].astype(int) - np.asarray(
-        Image.fromarray(frame).resize((480, 360), Image.Resampling.BILINEAR))[180:200, 10:30]).max() == 0
+    assert np.abs(boxes[120:140, 10:30].astype(int) - np.asarray(
+        Image.fromarray(frame).resize((320, 240), Image.Resampling.BILINEAR))[120:140, 10:30]).max() == 0
