@@ -2,8 +2,8 @@
 # (torch==2.13.0 first, then the package and its extras) and skips what is already there.
 # pip installs --no-compile: Python compiles each module the first time it is imported, so the
 # thousands of modules never imported (most of transformers) cost nothing.
-# `make test` runs `make lint` (ruff over the whole tree), the tests, then `make wheel-test` (the
-# built wheel in a fresh venv).
+# `make test` runs `make lint` (ruff over the whole tree), the tests (the 15 slowest named at the
+# end), then `make wheel-test` (the built wheel in a fresh venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(MAKE) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(MAKE) wheel-test
 
 # ruff, with the rules chosen in pyproject.toml ([tool.ruff.lint]), over source, tests, bench and tools
