@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torchrun import torchrun
 
-from stillmotion.config import load_config
+from stillmotion import runtime
+from stillmotion.config import ConfigError, load_config
 from stillmotion.model import checkpoint
 from stillmotion.train.trainer import Trainer, load_core, train, warmup_cosine
 
@@ -154,6 +155,27 @@ def test_changed_settings_are_refused_on_resume(real_clips, cache, tmp_path):
     train(_cfg(real_clips, cache), tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="optim.lr"):
         train(_cfg(real_clips, cache, "optim.lr=0.5"), tmp_path / "run", progress=False)
+
+
+def test_the_training_math_runs_on_train_threads_and_torch_gets_its_setting_back(real_clips, cache, tmp_path,
+                                                                                  monkeypatch):
+    """One thread by default (multi-threaded products drift in the last bits between processes on
+    rare calls, so runs and resumes would differ), one per core with 0; refused below 0."""
+    seen, step = [], Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, batch: (seen.append(torch.get_num_threads()),
+                                                                    step(self, batch))[1])
+    torch.set_num_threads(2)
+    train(_cfg(real_clips, cache, "train.steps=2"), tmp_path / "one", progress=False)
+    assert seen == [1, 1] and torch.get_num_threads() == 2
+    seen.clear()
+    torch.set_num_threads(1)
+    try:
+        train(_cfg(real_clips, cache, "train.steps=2", "train.threads=0"), tmp_path / "all", progress=False)
+    finally:
+        torch.set_num_threads(2)
+    assert seen == [runtime.cores()] * 2
+    with pytest.raises(ConfigError, match="train.threads: must be 0"):
+        _cfg(real_clips, cache, "train.threads=-1")
 
 
 def test_two_processes_match_one(real_clips, cache, tmp_path):

@@ -103,6 +103,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto: cuda when present
     workers: int = 0  # DataLoader workers
+    threads: int = 1  # CPU threads for the training math (0: one per core); 1 keeps every run bitwise reproducible
 
 
 @dataclass
@@ -215,6 +216,8 @@ def check(cfg: Config) -> None:
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(getattr(cfg, section), name)}")
+    if cfg.train.threads < 0:
+        raise ConfigError(f"train.threads: must be 0 (one per core) or more, got {cfg.train.threads}")
     d = cfg.data
     if (d.tokens == "all" or d.layers > 1) and (d.pool_space or d.pool_channels):
         raise ConfigError("data.pool_space / data.pool_channels: pooling works on one layer of patch tokens; "
