@@ -286,9 +286,10 @@ class Trainer:
 
     def fit(self) -> dict:
         """Train to `train.steps` (resuming from the run's latest checkpoint) -> final metrics,
-        on `train.threads` CPU threads (torch's setting is restored afterwards)."""
+        on `train.threads` threads when it trains on the CPU (torch's setting is restored afterwards)."""
         before = torch.get_num_threads()
-        runtime.set_threads(self.cfg.train.threads or None)
+        if self.device.type == "cpu":
+            runtime.set_threads(self.cfg.train.threads or None)
         try:
             return self._fit()
         finally:
