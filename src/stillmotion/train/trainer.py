@@ -15,10 +15,10 @@
 - Resume: rerunning into the same folder continues from the latest checkpoint and ends exactly as
   the uninterrupted run, wherever a kill landed (tools/resume_stress.py checks it); only the
   timings in metrics.json differ.
-- Threads: on a CPU the training math runs on `train.threads` threads (default 1). With two or
-  more, a few in every thousand forward passes came out different in the last bits from one
-  process to the next (measured on torch 2.13's MKL build, idle 2-core machine), so two runs of
-  one config, or a run and its resume, drifted apart; on one thread they are bit for bit the same.
+- Threads: on a CPU the training math runs on `train.threads` threads (default 1). With two, the
+  first forward pass of 1 fresh process in 60 to 90 came out different in the last bits
+  (measured on torch 2.13's MKL build, idle 2-core machine), so two runs of one config, or a run
+  and its resume, drifted apart; on one thread they are bit for bit the same.
 """
 
 from __future__ import annotations
