@@ -176,6 +176,7 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
     ref_core = _core_kwargs(arch, size, state, core_heads)
     name, _, kw = core_settings(arch, ref_core)
     head, task_kw, outputs = _readout(task, state, readout_heads or heads)
+    _check_heads(ref_core, head)
     if classes is not None and len(classes) != outputs:
         raise ReferenceImportError(f"{len(classes)} class names given, the readout has {outputs} outputs")
     cfg = Config(
@@ -189,6 +190,21 @@ def release_config(arch: str, task: str, size: str, state: dict, encoder: str | 
         train=TrainConfig(steps=1, batch_size=1))  # never trained here: its weights are the release's
     check(cfg)
     return cfg, ref_core
+
+
+def _check_heads(ref_core: dict, head: dict) -> None:
+    """Attention heads must divide the width they split: the release's defaults fit its widths
+    (384, 768, 1024), other widths need --core-heads / --readout-heads."""
+    dim = ref_core["d_model"]
+    core = ref_core.get("num_heads") or ref_core.get("spatial_num_heads")
+    if core and dim % core:
+        raise ReferenceImportError(f"the core is {dim} wide and {core} attention heads do not divide it: "
+                                   "give the heads it was trained with, --core-heads N")
+    if "heads" in head:
+        width = head.get("width") or head.get("readout_width") or dim
+        if width % head["heads"]:
+            raise ReferenceImportError(f"the readout is {width} wide and {head['heads']} attention heads do not "
+                                       "divide it: give the heads it was trained with, --readout-heads N")
 
 
 def _layers(arch: str) -> int:
