@@ -2,8 +2,10 @@
 # (torch==2.13.0 first, then the package and its extras) and skips what is already there.
 # pip installs --no-compile: Python compiles each module the first time it is imported, so the
 # thousands of modules never imported (most of transformers) cost nothing.
-# `make test` runs `make lint` (ruff over the whole tree), the tests (the 15 slowest named at the
-# end), then `make wheel-test` (the built wheel in a fresh venv).
+# `make test` runs `make lint` (ruff over the whole tree), then the tests (the 15 slowest named at
+# the end) with `make wheel-test` (the built wheel in a fresh venv) beside them: the wheel test is
+# mostly pip and file copies, and training in the tests uses one core (train.threads), so the two
+# share the machine well. Its log is printed after the tests; either failing fails `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,8 +19,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(MAKE) lint
-	$(BIN)/python -m pytest -q --durations=15
-	$(MAKE) wheel-test
+	mkdir -p build
+	$(BIN)/python tools/wheel_test.py > build/wheel-test.log 2>&1 & wheel=$$!; \
+	$(BIN)/python -m pytest -q --durations=15; tests=$$?; \
+	wait $$wheel; built=$$?; \
+	echo "--- the wheel test (ran beside the tests; log: build/wheel-test.log)"; cat build/wheel-test.log; \
+	[ $$tests -eq 0 ] && [ $$built -eq 0 ]
 
 # ruff, with the rules chosen in pyproject.toml ([tool.ruff.lint]), over source, tests, bench and tools
 lint: $(VENV)/.installed

@@ -156,7 +156,7 @@ def test_a_video_without_its_annotation_file_is_reported(annotated):
 
 # ---- short runs on synthetic scenes --------------------------------------------------------------
 
-QUICK = ["data.frames=8", "train.steps=150", "train.eval_every=1000", "train.checkpoint_every=1000"]
+QUICK = ["data.frames=8", "train.steps=80", "train.eval_every=1000", "train.checkpoint_every=1000"]
 
 
 @pytest.fixture(scope="module")
