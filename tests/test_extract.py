@@ -158,6 +158,26 @@ def test_each_video_is_encoded_in_batches_of_its_own_so_its_tokens_depend_on_it_
     assert np.array_equal(again.read("v1"), store.read("v1"))
 
 
+def test_online_clips_are_cropped_by_the_run_s_resize_as_a_cache_s_views_are(tmp_path):
+    from stillmotion.config import load_config
+    from stillmotion.tasks.base import Clip
+    from stillmotion.train.data import PixelClips
+
+    sample = Sample("v0", _video(tmp_path, "v0", 5))
+    frames = read_frames(sample.path)
+    clip = Clip("v0", (0, 2, 4), None)
+    for resize in ("antialias", "reference"):
+        maker = ViewMaker(32, views=1, seed=0, video_id="v0", resize=resize)
+        views = np.stack([maker(f) for f in frames[[0, 2, 4]]])  # (T, V, S, S, 3): view 0 plain, view 1 augmented
+        plain = PixelClips({"v0": sample}, {"v0": np.arange(5)}, [clip], 32, augment=False, resize=resize)[0]
+        assert torch.equal(plain["pixels"], torch.from_numpy(views[:, 0]))  # dtype included
+        augmented = PixelClips({"v0": sample}, {"v0": np.arange(5)}, [clip], 32, key="k", resize=resize)[0]["pixels"]
+        assert augmented.dtype == plain["pixels"].dtype and augmented.shape == plain["pixels"].shape
+        assert torch.equal(augmented, augmented.round())  # ours: whole pixel values
+    cfg = load_config(None, ["data.train=v.jsonl", "data.online=true", "data.resize=reference"])
+    assert cfg.data.online and cfg.data.resize == "reference"  # no longer refused
+
+
 def test_the_reference_resize_reaches_the_cache_and_the_encoders_own_input(tmp_path):
     from stillmotion.encoders import load
 

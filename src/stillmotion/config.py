@@ -229,9 +229,6 @@ def check(cfg: Config) -> None:
                           "data.online=true")
     if cfg.init.freeze and not cfg.init.core:
         raise ConfigError("init.freeze keeps the core that init.core loads as it is; give init.core=RUN_DIR too")
-    if d.resize == "reference" and d.online:
-        raise ConfigError("data.resize=reference is for token caches and streaming; training on pixels "
-                          "(data.online=true) resizes as ours (antialias)")
     if d.layers > 1 and cfg.task.name == "masked_tokens":
         raise ConfigError("data.layers: masked_tokens rebuilds one layer's tokens; use data.layers=1")
 

@@ -3,8 +3,9 @@
 `cached` (the default) reads a clip's rows from the token cache (memory-mapped, only those
 rows), a random cached view per read when the cache holds augmented views. `online` decodes the
 same rows from the video, applies a random augmentation (zoom, crop, flip, colour) and returns
-uint8 crops that the trainer sends through the frozen encoder. The rows are the same in both: the
-frames at the run's fps (every frame when none), so the two differ only in where tokens come from.
+uint8 crops (float32 with `data.resize=reference`) that the trainer sends through the frozen
+encoder. The rows are the same in both: the frames at the run's fps (every frame when none), and
+the plain crops are made the same way, so the two differ only in where tokens come from.
 
 Batches are dicts: `tokens` (B, T, N, D) or `pixels` (B, T, S, S, 3) uint8, `mask` (B, T) real
 frames, `target` (B,) for class tasks, `hide` (B, T) for masked-token prediction, `index` (B,),
@@ -26,7 +27,7 @@ from stillmotion.data.manifest import Sample
 from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip, Task
 from stillmotion.video.decode import probe, read_frames
-from stillmotion.video.transforms import resize_center_crop, to_tensor
+from stillmotion.video.transforms import square_input, to_tensor
 
 
 class TokenClips(Dataset):
@@ -53,12 +54,14 @@ class TokenClips(Dataset):
 
 class PixelClips(Dataset):
     """Clips decoded from their videos -> {"pixels": (T, S, S, 3) uint8, ...}, augmented with
-    parameters drawn from (key, clip index) when `augment`."""
+    parameters drawn from (key, clip index) when `augment`. The plain crops are made by `resize`
+    as a cache's view 0 is (float32 for "reference", paper 000's float resize; every crop is
+    float32 then, the augmented ones holding whole values), so online clips equal cached ones."""
 
     def __init__(self, samples: dict[str, Sample], positions: dict[str, np.ndarray], clips: list[Clip], size: int,
-                 key: str = "", augment: bool = True, task: Task | None = None):
+                 key: str = "", augment: bool = True, task: Task | None = None, resize: str = "antialias"):
         self.samples, self.positions, self.clips = samples, positions, clips
-        self.size, self.key, self.augment, self.task = size, key, augment, task
+        self.size, self.key, self.augment, self.task, self.resize = size, key, augment, task, resize
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -70,7 +73,10 @@ class PixelClips(Dataset):
         unique, inverse = np.unique(wanted, return_inverse=True)
         frames = to_tensor(read_frames(self.samples[clip.video].path, unique), torch.uint8)[inverse]
         params = view_params(0, f"{self.key}/{i}", 1) if self.augment else None  # the key holds seed and epoch
-        crops = augment(frames, self.size, params) if params else resize_center_crop(frames, self.size)
+        if params:
+            crops = augment(frames, self.size, params).to(torch.float32 if self.resize == "reference" else torch.uint8)
+        else:
+            crops = square_input(frames, self.size, self.resize)
         return {"pixels": crops.permute(0, 2, 3, 1).contiguous(), "clip": clip, "index": i,
                 **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 

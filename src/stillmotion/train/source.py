@@ -87,7 +87,8 @@ class ClipSource:
         if self.store is not None:
             return TokenClips(self.store, clips, key, augment=train and self.store.num_views > 1, task=task,
                               size=self.encoder.image_size)
-        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train, task=task)
+        return PixelClips(self.samples, self.rows, clips, self.encoder.image_size, key, augment=train, task=task,
+                          resize=self.cfg.data.resize)
 
     def tokens(self, batch: dict, device: torch.device) -> torch.Tensor:
         """The batch's tokens (B, T, N, D) on `device`: read from the cache, or encoded now; for a
