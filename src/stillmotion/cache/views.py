@@ -61,6 +61,15 @@ def augment(x: torch.Tensor, size: int, p: ViewParams) -> torch.Tensor:
     return as_uint8_values(adjust_color(x.float(), p.brightness, p.contrast, p.saturation)).to(torch.uint8)
 
 
+def crop_view(x: torch.Tensor, size: int, params: ViewParams | None = None, resize: str = "antialias") -> torch.Tensor:
+    """One view of uint8 frames x (T, 3, H, W) -> (T, 3, size, size): plain by `resize` when
+    `params` is None, else augmented (ours, whatever `resize`); float32 for every view when
+    `resize` is "reference" (the augmented ones holding whole values), else uint8."""
+    if params is None:
+        return square_input(x, size, resize)
+    return augment(x, size, params).to(torch.float32 if resize == "reference" else torch.uint8)
+
+
 @dataclass(frozen=True)
 class Window:
     """The part of a source frame a view shows, in source coordinates normalized to [0, 1]
@@ -126,6 +135,5 @@ class ViewMaker:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         x = to_tensor(frame[None], torch.uint8)
-        first = square_input(x, self.size, self.resize)
-        out = [first] + [augment(x, self.size, p).to(first.dtype) for p in self.params]
+        out = [crop_view(x, self.size, p, self.resize) for p in [None, *self.params]]
         return torch.cat(out).permute(0, 2, 3, 1).contiguous().numpy()  # (V, S, S, 3)

@@ -22,12 +22,12 @@ from torch.utils.data import Dataset
 
 from stillmotion.cache.decoding import frame_positions
 from stillmotion.cache.store import TokenStore
-from stillmotion.cache.views import augment, view_params
+from stillmotion.cache.views import crop_view, view_params
 from stillmotion.data.manifest import Sample
 from stillmotion.seeding import seeded
 from stillmotion.tasks.base import Clip, Task
 from stillmotion.video.decode import probe, read_frames
-from stillmotion.video.transforms import square_input, to_tensor
+from stillmotion.video.transforms import to_tensor
 
 
 class TokenClips(Dataset):
@@ -73,10 +73,7 @@ class PixelClips(Dataset):
         unique, inverse = np.unique(wanted, return_inverse=True)
         frames = to_tensor(read_frames(self.samples[clip.video].path, unique), torch.uint8)[inverse]
         params = view_params(0, f"{self.key}/{i}", 1) if self.augment else None  # the key holds seed and epoch
-        if params:
-            crops = augment(frames, self.size, params).to(torch.float32 if self.resize == "reference" else torch.uint8)
-        else:
-            crops = square_input(frames, self.size, self.resize)
+        crops = crop_view(frames, self.size, params, self.resize)
         return {"pixels": crops.permute(0, 2, 3, 1).contiguous(), "clip": clip, "index": i,
                 **(self.task.frame_targets(clip, self.size, params) if self.task else {})}
 
